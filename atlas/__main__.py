@@ -1,0 +1,5 @@
+"""Entry point for `python -m atlas`."""
+
+from atlas.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Importers that turn real metric files into source documents."""

@@ -1,0 +1,37 @@
+"""Shared fixtures: the real embedded Elasticsearch and per-test index names."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from elasticsearch import Elasticsearch
+
+ES_URL = os.environ.get("ATLAS_TEST_ES_URL", "http://127.0.0.1:9250")
+
+
+@pytest.fixture(scope="session")
+def es_url() -> str:
+    return ES_URL
+
+
+@pytest.fixture(scope="session")
+def es(es_url: str) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(es_url, request_timeout=60)
+    try:
+        client.cluster.health(wait_for_status="yellow", timeout="60s")
+    except Exception as exc:  # CI must fail, never skip, when Elasticsearch is missing
+        pytest.fail(f"the embedded Elasticsearch at {es_url} is not reachable: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def index_name(es: Elasticsearch) -> Iterator[str]:
+    """A unique `atlas-test-<uuid>` prefix; every index starting with it is deleted afterwards."""
+    name = f"atlas-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    es.indices.delete(index=f"{name}*", ignore_unavailable=True, allow_no_indices=True)
+    es.indices.delete_index_template(name=f"{name}*", ignore=[404])
