@@ -1,0 +1,33 @@
+# The two commands README.md opens with: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv demo test lint clean
+
+$(BIN)/atlas: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/atlas
+
+# Until the detection job lands, the demo ends after the simulated data is indexed.
+demo: venv
+	$(BIN)/atlas es start
+	$(BIN)/atlas setup
+	$(BIN)/atlas simulate --scenario blog --truth truth.csv
+
+lint: venv
+	$(BIN)/ruff check atlas tests
+	$(BIN)/ruff format --check atlas tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/atlas es start
+	$(BIN)/pytest
+
+clean:
+	-$(BIN)/atlas es stop
+	rm -rf $(VENV)

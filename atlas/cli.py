@@ -1,0 +1,235 @@
+"""The `atlas` command line: parse options, load settings, call the library, print the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from atlas import embedded, es_client, indices, simulate
+from atlas.clock import parse_instant
+from atlas.errors import AtlasError, ConfigError
+from atlas.ingest import csv_file, load
+from atlas.settings import Settings, effective_settings, load_settings, render_config_file
+
+log = logging.getLogger("atlas")
+DEFAULT_CONFIG = Path("atlas.yml")
+
+
+@dataclass(frozen=True)
+class CliContext:
+    config: Path | None
+    es_url: str | None
+
+    def settings(self) -> Settings:
+        path = self.config if self.config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+        overrides = {"es.urls": self.es_url.split(",")} if self.es_url else {}
+        return load_settings(path, overrides)
+
+
+def echo_json(data: Any) -> None:
+    """Data goes to stdout as JSON: sorted keys, 2-space indent, a final newline."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields the callback that advances it."""
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
+        yield bar.update
+
+
+def concrete_index(index: str, option: str) -> str:
+    if any(c in index for c in "*,?"):
+        raise ConfigError(f"{option}: {index!r} is a pattern; name one concrete index to write to")
+    return index
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ATLAS_CONFIG",
+    help="configuration file [default: ./atlas.yml if present]",
+)
+@click.option("--es-url", envvar="ATLAS_ES_URL", help="Elasticsearch URL(s), comma-separated (overrides es.urls)")
+@click.option("-v", "--verbose", is_flag=True, help="show the cause chain of errors and debug logging")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bool) -> None:
+    """atlas: Elasticsearch watches thousands of metric series for disruptions."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    if not verbose:
+        logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    ctx.obj = CliContext(config=config, es_url=es_url)
+
+
+# ---- atlas es ---------------------------------------------------------------------------------------------
+@cli.group()
+def es() -> None:
+    """The embedded Elasticsearch for trying and testing (a real Elasticsearch 8.14.1)."""
+
+
+data_option = click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=lambda: embedded.default_home() / "es",
+    show_default="$ATLAS_HOME/es or ~/.atlas/es",
+    help="directory for node data, logs and the pid files",
+)
+
+
+@es.command("start")
+@click.option("--nodes", default=1, show_default=True, help="number of nodes of the local cluster")
+@click.option("--port", default=9250, show_default=True, help="HTTP port of the first node (node n: port + n)")
+@click.option("--heap", default="1g", show_default=True, help="JVM heap of each node")
+@data_option
+def es_start(nodes: int, port: int, heap: str, data: Path) -> None:
+    """Start the embedded Elasticsearch (idempotent) and print its URL."""
+    dist = embedded.default_home() / "dist"
+    status, already = embedded.start_cluster(data_dir=data, dist_dir=dist, nodes=nodes, port=port, heap=heap)
+    log.info(
+        "%s %d node(s), Elasticsearch %s", "already running:" if already else "started", status.nodes, status.version
+    )
+    click.echo(status.url)
+
+
+@es.command("stop")
+@data_option
+def es_stop(data: Path) -> None:
+    """Stop the embedded Elasticsearch started from --data (only those processes)."""
+    pids = embedded.stop_cluster(data)
+    click.echo(f"stopped pids {' '.join(map(str, pids))}" if pids else "not running")
+
+
+@es.command("status")
+@data_option
+def es_status(data: Path) -> None:
+    """Say whether the embedded Elasticsearch is up, where, and its version."""
+    s = embedded.cluster_status(data)
+    if s.is_up:
+        click.echo(f"up {s.url} nodes={s.nodes} version={s.version} pids={','.join(map(str, s.pids))}")
+    else:
+        click.echo("down")
+
+
+# ---- configuration ----------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_CONFIG, show_default=True)
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+def init(out: Path, force: bool) -> None:
+    """Write a commented atlas.yml with every setting at its default."""
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; use --force to overwrite it")
+    out.write_text(render_config_file(), encoding="utf-8")
+    click.echo(str(out))
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("show")
+@click.pass_obj
+def config_show(obj: CliContext) -> None:
+    """Print the effective settings (file + environment + options), secrets masked."""
+    echo_json(effective_settings(obj.settings()))
+
+
+# ---- Elasticsearch setup and data in ---------------------------------------------------------------------
+@cli.command()
+@click.pass_obj
+def setup(obj: CliContext) -> None:
+    """Create the result index templates and indices (idempotent)."""
+    settings = obj.settings()
+    client = es_client.connect(settings.es)
+    echo_json({"indices": indices.setup_indices(client, settings)})
+
+
+@cli.command("simulate")
+@click.option("--scenario", type=click.Choice(["blog", "none"]), default="blog", show_default=True)
+@click.option("--metrics", default=5, show_default=True)
+@click.option("--queries", default=100, show_default=True)
+@click.option("--nodes", default=3, show_default=True)
+@click.option("--hours", default=600, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--distribution", type=click.Choice(["normal", "lognormal"]), default="normal", show_default=True)
+@click.option("--start", default="2024-01-01T00:00:00Z", show_default=True, help="timestamp of hour 0 (UTC)")
+@click.option("--index", help="index to write [default: source.index]")
+@click.option("--truth", type=click.Path(path_type=Path, dir_okay=False), help="write labelled intervals (CSV)")
+@click.pass_obj
+def simulate_command(obj: CliContext, truth: Path | None, index: str | None, start: str, **scale: Any) -> None:
+    """Write the blog's simulated metrics (and their ground truth) into Elasticsearch."""
+    settings = obj.settings()
+    try:
+        started = parse_instant(start)
+    except ValueError as exc:
+        raise ConfigError(f"--start: {start!r} is not an ISO-8601 instant") from exc
+    spec = simulate.SimulationSpec(start=started, **scale)
+    target = concrete_index(index or settings.source.index, "--index")
+    if truth is not None:
+        simulate.write_truth_csv(simulate.truth_intervals(spec), truth)
+    client = es_client.connect(settings.es)
+    with progress_bar(simulate.count_documents(spec), "simulate") as advance:
+        report = load.load_documents(
+            client,
+            settings.source,
+            target,
+            simulate.simulate_documents(spec),
+            extra_keywords=["node"],
+            progress=advance,
+        )
+    echo_json(report.summary() | ({"truth": str(truth)} if truth else {}))
+
+
+@cli.group()
+def ingest() -> None:
+    """Import real metrics."""
+
+
+@ingest.command("csv")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--skip-bad", is_flag=True, help="skip and count bad rows instead of failing")
+@click.option("--index", help="index to write [default: source.index]")
+@click.pass_obj
+def ingest_csv(obj: CliContext, files: tuple[Path, ...], skip_bad: bool, index: str | None) -> None:
+    """Import CSV files with columns timestamp,metric,series,value (ISO-8601 or epoch seconds)."""
+    settings = obj.settings()
+    target = concrete_index(index or settings.source.index, "--index")
+    read = csv_file.read_csv_files(files, skip_bad=skip_bad)
+    for message in read.skipped:
+        log.warning("skipped %s", message)
+    client = es_client.connect(settings.es)
+    with progress_bar(len(read.samples), "ingest") as advance:
+        docs = load.sample_documents(read.samples, settings.source)
+        report = load.load_documents(client, settings.source, target, docs, progress=advance)
+    echo_json(report.summary() | {"skipped": len(read.skipped)})
+
+
+def main() -> None:
+    """Run the CLI; an AtlasError becomes one line on stderr and its exit code."""
+    verbose = "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except AtlasError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        cause = exc.__cause__
+        while verbose and cause is not None:
+            click.echo(f"  caused by: {type(cause).__name__}: {cause}", err=True)
+            cause = cause.__cause__
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("Aborted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,148 @@
+"""Explicit mappings and index templates for the indices atlas writes: results, job state and source data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from elasticsearch.dsl import Date, Double, Integer, Keyword, Mapping, Object
+
+from atlas import es_client
+from atlas.es_client import EsClient
+from atlas.settings import ResultsSettings, Settings, SourceSettings
+
+
+@dataclass(frozen=True)
+class ResultIndices:
+    surprise: str
+    anomalies: str
+    state: str
+
+
+def result_indices(results: ResultsSettings) -> ResultIndices:
+    """The names of the three result indices for this configuration."""
+    return ResultIndices(
+        surprise=f"{results.prefix}-surprise", anomalies=f"{results.prefix}-anomalies", state=f"{results.prefix}-state"
+    )
+
+
+def percentile_field(percentile: float) -> str:
+    """The surprise-document field holding one percentile: 90 -> `p90`, 99.9 -> `p99_9`."""
+    text = f"{percentile:g}".replace(".", "_")
+    return f"p{text}"
+
+
+def _top_series() -> Object:
+    return Object(properties={"series": Keyword(), "surprise": Double()})
+
+
+def _strict(fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = Mapping()
+    mapping.meta("dynamic", "strict")
+    for name, field in fields:
+        mapping.field(name, field)
+    return dict(mapping.to_dict())
+
+
+def surprise_mapping(percentiles: Iterable[float]) -> dict[str, Any]:
+    """One document per (job, metric, window end): the percentiles of window surprise across series."""
+    fields: list[tuple[str, Any]] = [
+        ("job", Keyword()),
+        ("metric", Keyword()),
+        ("window_start", Date()),
+        ("window_end", Date()),
+        ("mode", Keyword()),
+        ("normalization", Keyword()),
+        ("series_count", Integer()),
+        ("top_series", _top_series()),
+        ("computed_at", Date()),
+    ]
+    fields += [(percentile_field(p), Double()) for p in percentiles]
+    return _strict(fields)
+
+
+def anomaly_mapping() -> dict[str, Any]:
+    """One document per anomalous point of one percentile series."""
+    return _strict(
+        [
+            ("job", Keyword()),
+            ("metric", Keyword()),
+            ("percentile", Double()),
+            ("window_end", Date()),
+            ("event_id", Keyword()),
+            ("value", Double()),
+            ("mean", Double()),
+            ("std", Double()),
+            ("threshold", Double()),
+            ("sigmas_above_mean", Double()),
+            ("severity", Keyword()),
+            ("top_series", _top_series()),
+            ("computed_at", Date()),
+        ]
+    )
+
+
+def state_mapping() -> dict[str, Any]:
+    """One document per job: the last window done, the run lease, the notifications sent."""
+    return _strict(
+        [
+            ("job", Keyword()),
+            ("last_window_end", Date()),
+            ("lease_owner", Keyword()),
+            ("lease_until", Date()),
+            ("notified_events", Keyword()),
+            ("updated_at", Date()),
+        ]
+    )
+
+
+def source_mapping(source: SourceSettings, extra_keywords: Iterable[str] = ()) -> dict[str, Any]:
+    """Mapping for a source index atlas writes itself (simulate, ingest): keywords, a date, doubles."""
+    fields: list[tuple[str, Any]] = [(source.time_field, Date())]
+    keywords = [*source.series_fields, *extra_keywords]
+    if not source.value_fields:
+        keywords.append(source.metric_field)
+        fields.append((source.value_field, Double()))
+    fields += [(name, Double()) for name in source.value_fields.values()]
+    fields += [(name, Keyword()) for name in dict.fromkeys(keywords)]
+    return _strict(fields)
+
+
+def _index_body(results: ResultsSettings, mappings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "settings": {"number_of_shards": results.shards, "number_of_replicas": results.replicas},
+        "mappings": mappings,
+    }
+
+
+def setup_indices(client: EsClient, settings: Settings) -> dict[str, str]:
+    """Put the result index templates and create or update the indices; idempotent.
+
+    Returns each index name with what happened to it: `created` or `updated` (mapping re-applied).
+    """
+    names = result_indices(settings.results)
+    wanted = {
+        names.surprise: surprise_mapping(settings.surprise.percentiles),
+        names.anomalies: anomaly_mapping(),
+        names.state: state_mapping(),
+    }
+    outcome: dict[str, str] = {}
+    for index, mappings in wanted.items():
+        body = _index_body(settings.results, mappings)
+        template = {"index_patterns": [index], "priority": 200, "template": body, "_meta": {"managed_by": "atlas"}}
+        es_client.put_index_template(client, index, template)
+        if es_client.create_index(client, index, body):
+            outcome[index] = "created"
+        else:
+            es_client.put_mapping(client, index, mappings)
+            outcome[index] = "updated"
+    return outcome
+
+
+def ensure_source_index(client: EsClient, index: str, source: SourceSettings, extra_keywords: Iterable[str]) -> bool:
+    """Create the source index with an explicit mapping unless it exists; True when created."""
+    if es_client.index_exists(client, index):
+        return False
+    body = {"mappings": source_mapping(source, extra_keywords)}
+    return es_client.create_index(client, index, body)

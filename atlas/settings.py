@@ -1,0 +1,332 @@
+"""Load atlas.yml, environment and command-line overrides into frozen, validated settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from atlas.clock import format_duration, parse_duration
+from atlas.errors import ConfigError
+
+MASK = "********"
+
+
+def setting(default: Any, help: str, *, env: str | None = None, secret: bool = False) -> Any:
+    """Declare one setting: its default, help text and, optionally, the environment variable that overrides it.
+
+    A secret is read only from its environment variable, never from the file, and is masked when shown.
+    """
+    meta = {"help": help, "env": env, "secret": secret}
+    if isinstance(default, (list, dict)):
+        frozen = tuple(default) if isinstance(default, list) else types.MappingProxyType(default)
+        return field(default_factory=lambda: frozen, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class EsSettings:
+    urls: tuple[str, ...] = setting(
+        ["http://127.0.0.1:9250"], "Elasticsearch URL(s); the default is the embedded node", env="ATLAS_ES_URL"
+    )
+    cloud_id: str | None = setting(None, "Elastic Cloud id, instead of urls", env="ATLAS_ES_CLOUD_ID")
+    username: str | None = setting(None, "user for basic authentication", env="ATLAS_ES_USERNAME")
+    password: str | None = setting(None, "password for basic authentication", env="ATLAS_ES_PASSWORD", secret=True)
+    api_key: str | None = setting(None, "API key (base64 id:key)", env="ATLAS_ES_API_KEY", secret=True)
+    ca_certs: str | None = setting(None, "path of a CA certificate bundle (PEM)", env="ATLAS_ES_CA_CERTS")
+    verify_certs: bool = setting(True, "verify the server's TLS certificate")
+    request_timeout: timedelta = setting(timedelta(seconds=60), "timeout of one request")
+    max_retries: int = setting(3, "retries of a request on connection errors and timeouts")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    index: str = setting("atlas-metrics", "index or index pattern holding the metric documents")
+    time_field: str = setting("@timestamp", "date field of each document")
+    metric_field: str = setting("metric", "long form: keyword field naming the metric")
+    value_field: str = setting("value", "long form: numeric field holding the value")
+    series_fields: tuple[str, ...] = setting(["query"], "keyword field(s) that identify one series of a metric")
+    metrics: tuple[str, ...] = setting([], "long form: the metrics to watch; empty = every metric found")
+    value_fields: Mapping[str, str] = setting(
+        {}, "wide form: metric name -> numeric field (e.g. cpu: system.cpu.total.pct); replaces metric_field"
+    )
+    filter: Mapping[str, Any] = setting({}, "extra Elasticsearch query (bool filter) on the source documents")
+    ingest_delay: timedelta = setting(timedelta(minutes=5), "how late documents may arrive; windows wait for it")
+
+
+@dataclass(frozen=True)
+class SurpriseSettings:
+    interval: timedelta = setting(timedelta(hours=1), "bucket size of each series (date_histogram fixed_interval)")
+    baseline_window: int = setting(24, "buckets in the trailing baseline mean (current bucket excluded)")
+    season: timedelta | None = setting(None, "seasonal baseline: compare with the value one season earlier")
+    window: timedelta = setting(timedelta(hours=24), "length of the window whose surprise is scored")
+    step: timedelta = setting(timedelta(hours=1), "how far consecutive windows slide; window ends align to it")
+    mode: Literal["max", "last"] = setting("max", "window surprise: max over the window, or its last bucket")
+    normalization: Literal["none", "zscore"] = setting("none", "zscore divides surprise by the baseline std")
+    percentiles: tuple[float, ...] = setting([90.0], "percentiles of window surprise across a metric's series")
+    top_series: int = setting(5, "most surprising series named with each result")
+
+
+@dataclass(frozen=True)
+class ThresholdSettings:
+    window: int = setting(6, "previous points in the moving mean and standard deviation")
+    sigmas: float = setting(3.0, "a point is anomalous above mean + sigmas * std")
+    levels: tuple[float, ...] = setting([3.0, 4.0, 5.0], "sigmas for severity low, medium, high")
+    min_duration: timedelta = setting(timedelta(hours=1), "shortest anomaly event reported")
+
+
+@dataclass(frozen=True)
+class ResultsSettings:
+    job: str = setting("default", "job id; results of different jobs share the indices")
+    prefix: str = setting("atlas", "prefix of the result indices (<prefix>-surprise, -anomalies, -state)")
+    shards: int = setting(1, "primary shards of each result index")
+    replicas: int = setting(0, "replicas of each result index")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    slack_webhook: str | None = setting(None, "Slack incoming-webhook URL", env="ATLAS_SLACK_WEBHOOK_URL", secret=True)
+    email_to: tuple[str, ...] = setting([], "recipients of alert email")
+    email_from: str = setting("atlas@localhost", "sender of alert email")
+    smtp_host: str | None = setting(None, "SMTP server for alert email")
+    smtp_port: int = setting(587, "SMTP port")
+    smtp_tls: bool = setting(True, "use STARTTLS")
+    smtp_username: str | None = setting(None, "SMTP user")
+    smtp_password: str | None = setting(None, "SMTP password", env="ATLAS_SMTP_PASSWORD", secret=True)
+    realert: timedelta = setting(timedelta(hours=24), "do not re-send the same anomaly event within this time")
+    watcher_slack_account: str | None = setting(None, "Watcher Slack account name used by generated watches")
+    watcher_email_account: str | None = setting(None, "Watcher email account name used by generated watches")
+
+
+@dataclass(frozen=True)
+class KibanaSettings:
+    url: str = setting("http://127.0.0.1:5601", "Kibana URL for `atlas kibana import`", env="ATLAS_KIBANA_URL")
+    space: str = setting("default", "Kibana space for imported saved objects")
+
+
+@dataclass(frozen=True)
+class Settings:
+    es: EsSettings = field(default_factory=EsSettings)
+    source: SourceSettings = field(default_factory=SourceSettings)
+    surprise: SurpriseSettings = field(default_factory=SurpriseSettings)
+    threshold: ThresholdSettings = field(default_factory=ThresholdSettings)
+    results: ResultsSettings = field(default_factory=ResultsSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    kibana: KibanaSettings = field(default_factory=KibanaSettings)
+
+
+def sections() -> list[tuple[str, type[Any]]]:
+    """The settings sections in file order: (name, dataclass)."""
+    return [(f.name, typing.get_type_hints(Settings)[f.name]) for f in dataclasses.fields(Settings)]
+
+
+def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read `path` (None: defaults only), then the environment, then dotted-key `overrides`, and validate."""
+    raw = _read_file(path) if path is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    known = dict(sections())
+    for name in raw:
+        if name not in known:
+            raise ConfigError(f"unknown section {name!r} (known: {', '.join(known)})")
+    built = {
+        name: _build_section(name, cls, raw.get(name), dict(overrides or {}), os.environ) for name, cls in known.items()
+    }
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _read_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+
+
+def _build_section(name: str, cls: type[Any], raw: Any, overrides: dict[str, Any], environ: Mapping[str, str]) -> Any:
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(f"unknown key {name}.{key} (known: {', '.join(fields)})")
+    values: dict[str, Any] = {}
+    for key, spec in fields.items():
+        dotted = f"{name}.{key}"
+        env = spec.metadata.get("env")
+        if spec.metadata.get("secret") and key in raw:
+            raise ConfigError(f"{dotted}: secrets are read only from the environment ({env}), not from the file")
+        if key in raw:
+            values[key] = _coerce(raw[key], hints[key], dotted)
+        if env and environ.get(env):
+            text = environ[env]
+            values[key] = _coerce(text.split(",") if hints[key] == tuple[str, ...] else text, hints[key], env)
+        if dotted in overrides and overrides[dotted] is not None:
+            values[key] = _coerce(overrides[dotted], hints[key], dotted)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check `value` against the declared type `hint`; return it in that type or raise ConfigError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), where)
+    if value is None:
+        raise ConfigError(f"{where}: must not be empty")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: must be one of {', '.join(map(str, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        items = value if isinstance(value, list) else None
+        if items is None:
+            raise ConfigError(f"{where}: must be a list, got {value!r}")
+        return tuple(_coerce(item, args[0], f"{where}[{i}]") for i, item in enumerate(items))
+    if origin in (Mapping, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: must be a mapping, got {value!r}")
+        if args[1] is str:
+            for k, v in value.items():
+                if not isinstance(k, str) or not isinstance(v, str) or not v:
+                    raise ConfigError(f"{where}.{k}: must map a name to a field name, got {v!r}")
+        return types.MappingProxyType(dict(value))
+    if hint is timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported setting type {hint!r} at {where}")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _validate(s: Settings) -> None:
+    _require(bool(s.es.urls) or bool(s.es.cloud_id), "es.urls: give at least one URL or es.cloud_id")
+    for i, url in enumerate(s.es.urls):
+        _require(url.startswith(("http://", "https://")), f"es.urls[{i}]: {url!r} must start with http:// or https://")
+    _require(s.es.max_retries >= 0, "es.max_retries: must be >= 0")
+    _require(bool(s.source.index.strip()), "source.index: must name an index or index pattern")
+    _require(bool(s.source.series_fields), "source.series_fields: name at least one series field")
+    _require(s.source.ingest_delay >= timedelta(0), "source.ingest_delay: must not be negative")
+    sp = s.surprise
+    for key in ("interval", "window", "step"):
+        _require(getattr(sp, key) > timedelta(0), f"surprise.{key}: must be positive")
+    _require(sp.window % sp.interval == timedelta(0), "surprise.window: must be a multiple of surprise.interval")
+    _require(sp.step % sp.interval == timedelta(0), "surprise.step: must be a multiple of surprise.interval")
+    _require(
+        sp.season is None or sp.season % sp.interval == timedelta(0), "surprise.season: must be a multiple of interval"
+    )
+    _require(sp.baseline_window >= 1, "surprise.baseline_window: must be >= 1")
+    _require(bool(sp.percentiles), "surprise.percentiles: give at least one percentile")
+    for i, p in enumerate(sp.percentiles):
+        _require(0 < p <= 100, f"surprise.percentiles[{i}]: {p} is not in (0, 100]")
+    _require(sp.top_series >= 1, "surprise.top_series: must be >= 1")
+    th = s.threshold
+    _require(th.window >= 2, "threshold.window: must be >= 2")
+    _require(th.sigmas > 0, "threshold.sigmas: must be > 0")
+    _require(len(th.levels) == 3 and list(th.levels) == sorted(th.levels), "threshold.levels: give 3 ascending sigmas")
+    _require(th.min_duration >= sp.step, "threshold.min_duration: must be at least surprise.step")
+    _require(bool(s.results.prefix) and s.results.prefix == s.results.prefix.lower(), "results.prefix: lowercase")
+    _require(s.results.shards >= 1 and s.results.replicas >= 0, "results.shards/replicas: shards >= 1, replicas >= 0")
+    _require(s.alerts.smtp_port > 0, "alerts.smtp_port: must be a port number")
+
+
+def plain_value(value: Any) -> Any:
+    """A setting value as YAML/JSON would spell it (durations as `1h`, tuples as lists)."""
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, tuple):
+        return [plain_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain_value(v) for k, v in value.items()}
+    return value
+
+
+def effective_settings(s: Settings) -> dict[str, dict[str, Any]]:
+    """The settings as plain data for display, secrets replaced by a mask (or null when unset)."""
+    shown: dict[str, dict[str, Any]] = {}
+    for name, _ in sections():
+        section = getattr(s, name)
+        shown[name] = {}
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if f.metadata.get("secret") and value is not None:
+                value = MASK
+            shown[name][f.name] = plain_value(value)
+    return shown
+
+
+def render_config_file() -> str:
+    """A commented atlas.yml holding every setting at its default; loading it gives the defaults."""
+    lines = [
+        "# atlas configuration. Every key is shown at its default; delete what you do not change.",
+        "# Secrets are never read from this file: set them in the environment variables named below.",
+    ]
+    defaults = Settings()
+    for name, _ in sections():
+        section = getattr(defaults, name)
+        lines += ["", f"{name}:"]
+        for f in dataclasses.fields(section):
+            env = f.metadata.get("env")
+            help_text = f.metadata["help"] + (f" (environment: {env})" if env else "")
+            lines.append(f"  # {help_text}")
+            if f.metadata.get("secret"):
+                lines.append(f"  # {f.name}: set {env} instead")
+                continue
+            dumped = yaml.safe_dump({f.name: plain_value(getattr(section, f.name))}, default_flow_style=True)
+            lines.append("  " + dumped.strip()[1:-1].strip())
+    return "\n".join(lines) + "\n"
+
+
+def setting_keys() -> list[str]:
+    """Every setting's dotted key, in file order."""
+    return [f"{name}.{f.name}" for name, cls in sections() for f in dataclasses.fields(cls)]
