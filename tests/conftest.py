@@ -33,5 +33,9 @@ def index_name(es: Elasticsearch) -> Iterator[str]:
     """A unique `atlas-test-<uuid>` prefix; every index starting with it is deleted afterwards."""
     name = f"atlas-test-{uuid.uuid4().hex[:12]}"
     yield name
-    es.indices.delete(index=f"{name}*", ignore_unavailable=True, allow_no_indices=True)
-    es.indices.delete_index_template(name=f"{name}*", ignore=[404])
+    # Resolve names first: clusters may forbid wildcard deletes (action.destructive_requires_name).
+    for index in es.indices.get(index=f"{name}*", expand_wildcards="all"):
+        es.indices.delete(index=index)
+    templates = es.options(ignore_status=404).indices.get_index_template(name=f"{name}*")
+    for template in templates.body.get("index_templates", []):
+        es.indices.delete_index_template(name=template["name"])

@@ -1,0 +1,71 @@
+"""`atlas setup` on the real node: strict explicit mappings, templates, idempotent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from elasticsearch import Elasticsearch
+
+from atlas.cli import cli
+
+pytestmark = pytest.mark.integration
+
+
+def write_config(tmp_path: Path, es_url: str, prefix: str, percentiles: str = "[90, 99.9]") -> Path:
+    path = tmp_path / "atlas.yml"
+    path.write_text(f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {prefix}\nsurprise:\n  percentiles: {percentiles}\n")
+    return path
+
+
+def test_setup_twice_creates_then_updates(es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, es_url, index_name)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(config), "setup"])
+    assert first.exit_code == 0, first.output
+    names = [f"{index_name}-surprise", f"{index_name}-anomalies", f"{index_name}-state"]
+    assert json.loads(first.output) == {"indices": dict.fromkeys(names, "created")}
+    second = runner.invoke(cli, ["--config", str(config), "setup"])
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.output) == {"indices": dict.fromkeys(names, "updated")}
+
+    surprise = es.indices.get_mapping(index=names[0])[names[0]]["mappings"]
+    assert surprise["dynamic"] == "strict"
+    props = surprise["properties"]
+    assert props["p90"] == {"type": "double"} and props["p99_9"] == {"type": "double"}
+    assert props["metric"] == {"type": "keyword"} and props["window_end"] == {"type": "date"}
+    assert props["top_series"]["properties"]["series"] == {"type": "keyword"}
+    templates = es.indices.get_index_template(name=names[0])["index_templates"]
+    assert templates[0]["index_template"]["index_patterns"] == [names[0]]
+
+
+def test_setup_adds_fields_for_new_percentiles(es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert (
+        runner.invoke(cli, ["--config", str(write_config(tmp_path, es_url, index_name, "[90]")), "setup"]).exit_code
+        == 0
+    )
+    again = runner.invoke(cli, ["--config", str(write_config(tmp_path, es_url, index_name, "[90, 99]")), "setup"])
+    assert again.exit_code == 0, again.output
+    props = es.indices.get_mapping(index=f"{index_name}-surprise")[f"{index_name}-surprise"]["mappings"]["properties"]
+    assert "p99" in props
+
+
+def test_strict_mapping_rejects_unknown_fields(es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path) -> None:
+    assert (
+        CliRunner().invoke(cli, ["--config", str(write_config(tmp_path, es_url, index_name)), "setup"]).exit_code == 0
+    )
+    from elasticsearch import BadRequestError
+
+    with pytest.raises(BadRequestError, match="strict_dynamic_mapping_exception"):
+        es.index(index=f"{index_name}-anomalies", document={"metric": "m", "surprise_typo": 1.0})
+
+
+def test_setup_against_unreachable_cluster_exits_1(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", "atlas-test-unreachable")
+    result = CliRunner().invoke(cli, ["--config", str(config), "setup"], standalone_mode=False)
+    assert result.exception is not None
+    assert type(result.exception).__name__ == "EsUnavailable"
+    assert "cannot reach Elasticsearch" in str(result.exception)

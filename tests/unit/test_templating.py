@@ -1,0 +1,62 @@
+"""Templates: declared variables match what they use, every template renders to JSON, errors are strict."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atlas.errors import TemplateError
+from atlas.queries import build_source_summary
+from atlas.settings import load_settings
+from atlas.templating import declared_variables, environment, render_json, template_dirs, to_json, undeclared_variables
+
+TEMPLATES = sorted(environment().list_templates(extensions=["j2"]))
+
+
+def test_templates_exist() -> None:
+    assert "source_summary.json.j2" in TEMPLATES
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_declared_variables_are_exactly_the_used_ones(name: str) -> None:
+    assert declared_variables(name) == undeclared_variables(name)
+
+
+def test_source_summary_renders_the_configured_fields() -> None:
+    body = build_source_summary(load_settings(None).source)
+    assert body["query"] == {"match_all": {}}
+    assert body["aggs"]["groups"]["terms"]["field"] == "metric"
+    assert body["aggs"]["groups"]["aggs"]["series"]["cardinality"]["field"] == "query"
+
+
+def test_missing_variable_names_it() -> None:
+    with pytest.raises(TemplateError, match="'series_field' is undefined"):
+        render_json("source_summary.json.j2", time_field="t", group_field="g", max_groups=1, query={})
+
+
+@pytest.mark.parametrize("value", [math.nan, np.float64(1.5), np.int64(3)], ids=["nan", "numpy-float", "numpy-int"])
+def test_json_filter_refuses_nan_and_numpy(value: object) -> None:
+    with pytest.raises(TemplateError):
+        to_json(value)
+
+
+def test_invalid_json_is_reported_with_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "queries"
+    bad.mkdir()
+    (bad / "broken.json.j2").write_text('{# vars: x #}\n{\n  "a": {{ x | json }}\n  "b": 2\n}\n')
+    monkeypatch.setattr("atlas.templating.template_dirs", lambda: [bad])
+    environment.cache_clear()
+    try:
+        with pytest.raises(TemplateError) as info:
+            render_json("broken.json.j2", x=1)
+    finally:
+        environment.cache_clear()
+    message = str(info.value)
+    assert "broken.json.j2" in message and '    4 |   "b": 2' in message and "^" in message
+
+
+def test_template_dirs_point_at_queries() -> None:
+    assert any(d.name == "queries" for d in template_dirs())
