@@ -27,6 +27,7 @@ DEFAULT_CONFIG = Path("atlas.yml")
 class CliContext:
     config: Path | None
     es_url: str | None
+    verbose: bool
 
     def settings(self) -> Settings:
         path = self.config if self.config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
@@ -52,7 +53,30 @@ def concrete_index(index: str, option: str) -> str:
     return index
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class StderrHandler(logging.Handler):
+    """Log records go to whatever stderr click writes to now (so progress and warnings stay off stdout)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
+class AtlasGroup(click.Group):
+    """The top-level group: an AtlasError from any command becomes `Error: <message>` and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AtlasError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            obj = ctx.find_object(CliContext)
+            cause = exc.__cause__
+            while obj is not None and obj.verbose and cause is not None:
+                click.echo(f"  caused by: {type(cause).__name__}: {cause}", err=True)
+                cause = cause.__cause__
+            raise click.exceptions.Exit(exc.exit_code) from exc
+
+
+@click.group(cls=AtlasGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -64,10 +88,12 @@ def concrete_index(index: str, option: str) -> str:
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bool) -> None:
     """atlas: Elasticsearch watches thousands of metric series for disruptions."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    if not verbose:
-        logging.getLogger("elastic_transport").setLevel(logging.WARNING)
-    ctx.obj = CliContext(config=config, es_url=es_url)
+    root = logging.getLogger()
+    if not any(isinstance(h, StderrHandler) for h in root.handlers):
+        root.addHandler(StderrHandler())
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("elastic_transport").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    ctx.obj = CliContext(config=config, es_url=es_url, verbose=verbose)
 
 
 # ---- atlas es ---------------------------------------------------------------------------------------------
@@ -214,17 +240,9 @@ def ingest_csv(obj: CliContext, files: tuple[Path, ...], skip_bad: bool, index: 
 
 
 def main() -> None:
-    """Run the CLI; an AtlasError becomes one line on stderr and its exit code."""
-    verbose = "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+    """Run the CLI and exit with its code: 0 done, 1 failed while running, 2 bad input, 130 interrupted."""
     try:
         cli.main(standalone_mode=False)
-    except AtlasError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        cause = exc.__cause__
-        while verbose and cause is not None:
-            click.echo(f"  caused by: {type(cause).__name__}: {cause}", err=True)
-            cause = cause.__cause__
-        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
