@@ -92,7 +92,8 @@ def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bo
     if not any(isinstance(h, StderrHandler) for h in root.handlers):
         root.addHandler(StderrHandler())
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("elastic_transport").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for noisy in ("elastic_transport", "elasticsearch"):  # their retries are our one error line
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
     ctx.obj = CliContext(config=config, es_url=es_url, verbose=verbose)
 
 
@@ -191,7 +192,7 @@ def setup(obj: CliContext) -> None:
 @click.option("--index", help="index to write [default: source.index]")
 @click.option("--truth", type=click.Path(path_type=Path, dir_okay=False), help="write labelled intervals (CSV)")
 @click.pass_obj
-def simulate_command(obj: CliContext, truth: Path | None, index: str | None, start: str, **scale: Any) -> None:
+def simulate_command(obj: CliContext, /, truth: Path | None, index: str | None, start: str, **scale: Any) -> None:
     """Write the blog's simulated metrics (and their ground truth) into Elasticsearch."""
     settings = obj.settings()
     try:
@@ -242,12 +243,11 @@ def ingest_csv(obj: CliContext, files: tuple[Path, ...], skip_bad: bool, index: 
 def main() -> None:
     """Run the CLI and exit with its code: 0 done, 1 failed while running, 2 bad input, 130 interrupted."""
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = cli.main(standalone_mode=False)  # returns the code of an Exit raised inside, else None
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -58,9 +58,13 @@ def connect(es: EsSettings) -> EsClient:
     return Elasticsearch(list(es.urls), **options)
 
 
+def _node_urls(client: EsClient) -> str:
+    return ", ".join(_strip_credentials(str(node.base_url)) for node in client.transport.node_pool.all())
+
+
 @contextmanager
-def translated_errors(what: str) -> Iterator[None]:
-    """Turn the client's exceptions raised inside the block into AtlasErrors that say `what` failed."""
+def translated_errors(client: EsClient, what: str) -> Iterator[None]:
+    """Turn the client's exceptions raised inside the block into AtlasErrors that say `what` failed, and where."""
     try:
         yield
     except helpers.BulkIndexError as exc:
@@ -70,7 +74,7 @@ def translated_errors(what: str) -> Iterator[None]:
         reason = error.get("reason", error) if isinstance(error, dict) else error
         raise EsQueryRejected(f"{what}: {len(exc.errors)} document(s) rejected, first: {reason}") from exc
     except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
-        raise EsUnavailable(f"{what}: cannot reach Elasticsearch ({exc.message})") from exc
+        raise EsUnavailable(f"{what}: cannot reach Elasticsearch at {_node_urls(client)}") from exc
     except elasticsearch.ApiError as exc:
         raise EsQueryRejected(f"{what}: Elasticsearch answered {exc.meta.status}: {_reason(exc.body)}") from exc
 
@@ -94,20 +98,20 @@ def _reason(body: Any) -> str:
 
 def wait_for_cluster(client: EsClient, target: str, timeout_s: float = 30.0) -> dict[str, Any]:
     """Wait until cluster health is at least yellow; return the health body."""
-    with translated_errors(f"cluster health of {target}"):
+    with translated_errors(client, f"cluster health of {target}"):
         health = client.cluster.health(wait_for_status="yellow", timeout=f"{int(timeout_s)}s")
     return dict(health.body)
 
 
 def index_exists(client: EsClient, index: str) -> bool:
     """Whether an index (or alias) with this exact name exists."""
-    with translated_errors(f"checking index {index}"):
+    with translated_errors(client, f"checking index {index}"):
         return bool(client.indices.exists(index=index))
 
 
 def create_index(client: EsClient, index: str, body: Mapping[str, Any]) -> bool:
     """Create `index` with settings/mappings from `body`; False when it already existed."""
-    with translated_errors(f"creating index {index}"):
+    with translated_errors(client, f"creating index {index}"):
         response = client.options(ignore_status=400).indices.create(index=index, body=dict(body))
     error = response.body.get("error") if isinstance(response.body, Mapping) else None
     if error is None:
@@ -119,31 +123,31 @@ def create_index(client: EsClient, index: str, body: Mapping[str, Any]) -> bool:
 
 def put_index_template(client: EsClient, name: str, body: Mapping[str, Any]) -> None:
     """Create or replace a composable index template."""
-    with translated_errors(f"index template {name}"):
+    with translated_errors(client, f"index template {name}"):
         client.indices.put_index_template(name=name, body=dict(body))
 
 
 def put_mapping(client: EsClient, index: str, mappings: Mapping[str, Any]) -> None:
     """Add fields to an existing index's mapping (a changed field type is rejected by Elasticsearch)."""
-    with translated_errors(f"updating the mapping of {index}"):
+    with translated_errors(client, f"updating the mapping of {index}"):
         client.indices.put_mapping(index=index, body=dict(mappings))
 
 
 def get_mapping(client: EsClient, index: str) -> dict[str, Any]:
     """The mappings of one index."""
-    with translated_errors(f"mapping of {index}"):
+    with translated_errors(client, f"mapping of {index}"):
         return dict(client.indices.get_mapping(index=index).body[index]["mappings"])
 
 
 def search(client: EsClient, index: str, body: Mapping[str, Any], filter_path: str | None = None) -> dict[str, Any]:
     """Run one search request; the body is a dict, never a string."""
-    with translated_errors(f"search on {index}"):
+    with translated_errors(client, f"search on {index}"):
         return dict(client.search(index=index, body=dict(body), filter_path=filter_path).body)
 
 
 def refresh(client: EsClient, index: str) -> None:
     """Make everything indexed so far searchable."""
-    with translated_errors(f"refreshing {index}"):
+    with translated_errors(client, f"refreshing {index}"):
         client.indices.refresh(index=index)
 
 
@@ -163,7 +167,7 @@ def bulk_index(
     actions = ({"_index": index, **doc} for doc in docs)
     indexed = pending = 0
     started = time.monotonic()
-    with translated_errors(f"bulk indexing into {index}"):
+    with translated_errors(client, f"bulk indexing into {index}"):
         for ok, item in helpers.parallel_bulk(
             client, actions, thread_count=threads, chunk_size=chunk_size, raise_on_error=True
         ):

@@ -1,0 +1,409 @@
+"""Start, stop and report on the embedded Elasticsearch cluster run from Elastic's own 8.14.1 distribution."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from atlas.errors import ConfigError, EsUnavailable, ToolMissing
+
+ES_VERSION = "8.14.1"
+CLUSTER_NAME = "atlas-embedded"
+TRANSPORT_OFFSET = 100
+_STATE_FILE = "cluster.json"
+_PID_FILE = "node.pid"
+_HEAP = re.compile(r"[1-9][0-9]{0,5}[mg]")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Lines that say a node failed without saying why; the reason is the line before them.
+_NOISE = re.compile(r"([\w ]+:$|at |\.\.\. \d+ more|ERROR: Elasticsearch |See logs)")
+_LOG_ERROR = re.compile(r"\]\[(?:ERROR|FATAL)\s*\]\[[^]]*\] (?:\[[^]]*\] )?(.+)")
+# urllib would send 127.0.0.1 through $http_proxy; the embedded node is always local.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    is_up: bool
+    url: str
+    nodes: int
+    version: str | None
+    pids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _State:
+    url: str
+    nodes: int
+    port: int
+    pids: tuple[int, ...]
+    node_dirs: tuple[str, ...]
+
+
+def default_home() -> Path:
+    """atlas's own directory: $ATLAS_HOME, else ~/.atlas (/var/lib/atlas for root, whose home nobody can enter)."""
+    if os.environ.get("ATLAS_HOME"):
+        return Path(os.environ["ATLAS_HOME"]).expanduser()
+    return Path("/var/lib/atlas") if os.geteuid() == 0 else Path.home() / ".atlas"
+
+
+def ensure_distribution(dist_dir: Path) -> Path:
+    """Fetch (mvn) and unpack Elasticsearch into dist_dir unless already there; returns its home directory."""
+    home = dist_dir / f"elasticsearch-{ES_VERSION}"
+    if (home / "bin" / "elasticsearch").is_file():
+        return home
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    archive = dist_dir / f"elasticsearch-{ES_VERSION}.zip"
+    if not zipfile.is_zipfile(archive):
+        _fetch_archive(dist_dir, archive)
+    # Unpack beside the target and rename, so a half-unpacked tree is never taken for a distribution.
+    partial = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dist_dir))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                target = zf.extract(info, partial)
+                mode = (info.external_attr >> 16) & 0o7777
+                if mode:  # zipfile drops permissions, and bin/* must stay executable
+                    os.chmod(target, mode)
+        try:
+            (partial / home.name).rename(home)
+        except OSError:
+            if not (home / "bin" / "elasticsearch").is_file():  # not a concurrent unpack that won
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    archive.unlink(missing_ok=True)
+    return home
+
+
+def start_cluster(
+    *,
+    data_dir: Path,
+    dist_dir: Path,
+    nodes: int = 1,
+    port: int = 9250,
+    heap: str = "1g",
+    timeout_s: float = 180.0,
+) -> tuple[ClusterStatus, bool]:
+    """Start `nodes` local nodes (HTTP port+i) and wait for yellow health; the bool says it was already running."""
+    _validate(nodes, port, heap)
+    data_dir = data_dir.resolve()
+    deadline = time.monotonic() + timeout_s
+    state = _read_state(data_dir)
+    if state is not None:
+        alive = [pid for pid in state.pids if _is_ours(pid, data_dir)]
+        if alive and (state.nodes, state.port) != (nodes, port):
+            raise ConfigError(f"already running with {state.nodes} node(s) at {state.url}; run `atlas es stop` first")
+        if alive and len(alive) == len(state.pids):
+            _wait_for_health(state.url, nodes, deadline)
+            return cluster_status(data_dir), True
+        stop_cluster(data_dir)  # stale: some or all nodes died
+    _refuse_fewer_nodes(data_dir, nodes)
+    for i in range(nodes):
+        _require_free_port(port + i)
+        _require_free_port(port + TRANSPORT_OFFSET + i)
+    es_home = ensure_distribution(dist_dir)
+    java_home = _java_home()
+    node_dirs = [data_dir / f"node-{i}" for i in range(nodes)]
+    for i, node_dir in enumerate(node_dirs):
+        _write_node_config(node_dir, es_home, i, nodes, port, heap)
+    if os.geteuid() == 0:
+        for path in (es_home, data_dir):
+            if not _others_can_enter(path):
+                raise ConfigError(
+                    f"{path} is not reachable by user nobody, which runs Elasticsearch when atlas runs as root; "
+                    "use --data / ATLAS_HOME below a directory others can enter (default /var/lib/atlas)"
+                )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        launched = [_launch(node_dir, es_home, java_home) for node_dir in node_dirs]
+        # All launchers first: with several nodes each one waits until a quorum has formed.
+        failures = [_await_launch(proc, node_dir, deadline) for proc, node_dir in zip(launched, node_dirs, strict=True)]
+        reasons = [reason for reason in failures if reason]
+        if reasons:
+            raise EsUnavailable(f"Elasticsearch did not start at {url}: " + "; ".join(reasons))
+        pids = tuple(_read_pid(node_dir / _PID_FILE) or 0 for node_dir in node_dirs)
+        if 0 in pids:
+            raise EsUnavailable(f"Elasticsearch started at {url} but wrote no pid file in {data_dir}")
+        _write_state(data_dir, _State(url, nodes, port, pids, tuple(map(str, node_dirs))))
+        _wait_for_health(url, nodes, deadline)
+    except BaseException:
+        _kill_nodes(data_dir)
+        raise
+    return cluster_status(data_dir), False
+
+
+def stop_cluster(data_dir: Path, timeout_s: float = 60.0) -> tuple[int, ...]:
+    """Stop the nodes this data_dir's cluster.json and pid files name (SIGTERM, SIGKILL after timeout_s)."""
+    data_dir = data_dir.resolve()
+    state = _read_state(data_dir)
+    from_files = [_read_pid(path) or 0 for path in sorted(data_dir.glob(f"node-*/{_PID_FILE}"))]
+    candidates = dict.fromkeys([*(state.pids if state else ()), *from_files])  # node order, no duplicates
+    pids = tuple(pid for pid in candidates if _is_ours(pid, data_dir))
+    _signal_and_wait(pids, data_dir, timeout_s)
+    _forget(data_dir)
+    return pids
+
+
+def cluster_status(data_dir: Path) -> ClusterStatus:
+    """What runs for data_dir: is_up when the recorded nodes live and the HTTP port answers."""
+    data_dir = data_dir.resolve()
+    state = _read_state(data_dir)
+    if state is None:
+        return ClusterStatus(is_up=False, url="", nodes=0, version=None, pids=())
+    pids = tuple(pid for pid in state.pids if _is_ours(pid, data_dir))
+    health = _try_get_json(f"{state.url}/_cluster/health", 10.0) if pids else None
+    if health is None or "number_of_nodes" not in health:
+        return ClusterStatus(is_up=False, url=state.url, nodes=0, version=None, pids=pids)
+    local = _try_get_json(f"{state.url}/_nodes/_local?filter_path=nodes.*.version", 10.0) or {}
+    version = next((str(node["version"]) for node in local.get("nodes", {}).values() if "version" in node), None)
+    return ClusterStatus(is_up=True, url=state.url, nodes=int(health["number_of_nodes"]), version=version, pids=pids)
+
+
+def _validate(nodes: int, port: int, heap: str) -> None:
+    if not 1 <= nodes <= 9:
+        raise ConfigError(f"--nodes must be between 1 and 9, got {nodes}")
+    if not 1024 <= port <= 65000:
+        raise ConfigError(f"--port must be between 1024 and 65000, got {port}")
+    if not _HEAP.fullmatch(heap):
+        raise ConfigError(f"--heap must be a size like 512m or 1g, got {heap!r}")
+
+
+def _fetch_archive(dist_dir: Path, archive: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ToolMissing("mvn not found: install Maven (apt-get install maven)")
+    here = Path(__file__).resolve().parent
+    pom = next((p for p in (here / "pom.xml", here.parent / "pom.xml") if p.is_file()), here / "pom.xml")
+    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={dist_dir}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not zipfile.is_zipfile(archive):
+        reason = _last_meaningful_line(proc.stdout + proc.stderr) or f"exit code {proc.returncode}"
+        raise EsUnavailable(f"mvn could not fetch Elasticsearch {ES_VERSION} with {pom}: {reason}")
+
+
+def _java_home() -> Path:
+    env = os.environ.get("JAVA_HOME")
+    if env and (Path(env) / "bin" / "java").is_file():
+        return Path(env)
+    java = shutil.which("java")
+    if java is None:
+        raise ToolMissing("java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)")
+    return Path(os.path.realpath(java)).parent.parent
+
+
+def _refuse_fewer_nodes(data_dir: Path, nodes: int) -> None:
+    # A node left out of a cluster it voted in would leave the others waiting for a quorum forever.
+    extra = [p.parent.name for p in data_dir.glob("node-*/data") if int(p.parent.name[5:]) >= nodes]
+    if any(any((data_dir / name / "data").iterdir()) for name in extra):
+        raise ConfigError(
+            f"{data_dir} holds data of a cluster with more than {nodes} node(s) ({', '.join(sorted(extra))});"
+            f" start it with more --nodes or remove those directories"
+        )
+
+
+def _require_free_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Elasticsearch binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise EsUnavailable(
+                f"port {port} on 127.0.0.1 is already in use; free it or choose another --port"
+            ) from exc
+
+
+def _write_node_config(node_dir: Path, es_home: Path, index: int, nodes: int, port: int, heap: str) -> None:
+    for sub in ("config", "data", "logs", "tmp"):
+        (node_dir / sub).mkdir(parents=True, exist_ok=True)
+    names = [f"node-{i}" for i in range(nodes)]
+    settings: dict[str, object] = {
+        "cluster.name": CLUSTER_NAME,
+        "node.name": names[index],
+        "network.host": "127.0.0.1",
+        "http.port": port + index,
+        "transport.port": port + TRANSPORT_OFFSET + index,
+        "xpack.security.enabled": False,
+        "path.data": str(node_dir / "data"),
+        "path.logs": str(node_dir / "logs"),
+        "cluster.routing.allocation.disk.threshold_enabled": False,
+        "action.destructive_requires_name": False,
+    }
+    if nodes == 1:
+        settings["discovery.type"] = "single-node"
+    else:
+        settings["discovery.seed_hosts"] = [f"127.0.0.1:{port + TRANSPORT_OFFSET + i}" for i in range(nodes)]
+        settings["cluster.initial_master_nodes"] = names
+    conf = node_dir / "config"
+    # JSON scalars and lists are valid YAML, and quote paths safely.
+    (conf / "elasticsearch.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+    # Our own jvm.options: the distribution's writes a GC log relative to the working directory.
+    jvm = ["-XX:+UseG1GC", "-Djava.io.tmpdir=${ES_TMPDIR}", "-XX:+ExitOnOutOfMemoryError", f"-Xms{heap}", f"-Xmx{heap}"]
+    (conf / "jvm.options").write_text("\n".join(jvm) + "\n")
+    shutil.copyfile(es_home / "config" / "log4j2.properties", conf / "log4j2.properties")
+    if os.geteuid() == 0:
+        uid, gid = _unprivileged_ids()
+        for root, dirs, files in os.walk(node_dir):
+            os.chown(root, uid, gid)
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def _unprivileged_ids() -> tuple[int, int]:
+    entry = pwd.getpwnam("nobody")
+    return entry.pw_uid, entry.pw_gid
+
+
+def _launch(node_dir: Path, es_home: Path, java_home: Path) -> subprocess.Popen[bytes]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(node_dir),
+        "ES_JAVA_HOME": str(java_home),
+        "ES_PATH_CONF": str(node_dir / "config"),
+        "ES_TMPDIR": str(node_dir / "tmp"),  # also puts node_dir on the JVM's command line, which stop checks
+    }
+    cmd = [str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(node_dir / _PID_FILE)]
+    if os.geteuid() == 0:  # Elasticsearch refuses to run as root
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise ToolMissing("setpriv not found: install util-linux (apt-get install util-linux)")
+        uid, gid = _unprivileged_ids()
+        cmd = [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *cmd]
+    with open(node_dir / "launch.log", "wb") as out:
+        return subprocess.Popen(
+            cmd, cwd=node_dir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+
+
+def _others_can_enter(path: Path) -> bool:
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+def _await_launch(proc: subprocess.Popen[bytes], node_dir: Path, deadline: float) -> str:
+    """Wait for one `elasticsearch -d` launcher; returns why the node failed, or "" when it started."""
+    try:
+        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return f"{node_dir.name} did not start in time (log: {node_dir / 'logs' / (CLUSTER_NAME + '.log')})"
+    if code == 0:
+        return ""
+    launch_log, es_log = node_dir / "launch.log", node_dir / "logs" / f"{CLUSTER_NAME}.log"
+    for log in (launch_log, es_log):
+        line = _last_meaningful_line(log.read_text(errors="replace")) if log.is_file() else ""
+        if line:
+            return f"{node_dir.name}: {line} (log: {log})"
+    return f"{node_dir.name}: exit code {code} (log: {es_log})"
+
+
+def _last_meaningful_line(text: str) -> str:
+    """The reason in a launcher's or log's text: its last ERROR log entry, else its last non-boilerplate line."""
+    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
+    errors = [m.group(1) for m in map(_LOG_ERROR.search, lines) if m]
+    meaningful = errors or [line for line in lines if line and not _NOISE.match(line)]
+    return meaningful[-1][:500] if meaningful else ""
+
+
+def _wait_for_health(url: str, nodes: int, deadline: float) -> None:
+    while True:
+        wait_s = max(1, int(deadline - time.monotonic()))
+        query = f"wait_for_status=yellow&wait_for_nodes={nodes}&timeout={wait_s}s"
+        health = _try_get_json(f"{url}/_cluster/health?{query}", wait_s + 10.0)
+        if health is not None and health.get("timed_out") is False:
+            return
+        if time.monotonic() >= deadline:
+            seen = f"status {health.get('status')}, {health.get('number_of_nodes')} node(s)" if health else "no answer"
+            raise EsUnavailable(f"{url} did not reach yellow health with {nodes} node(s) in time ({seen})")
+        time.sleep(0.5)
+
+
+def _try_get_json(url: str, timeout_s: float) -> dict[str, Any] | None:
+    """GET url's JSON object; error answers with a JSON body (a 408 health timeout) count, no answer is None."""
+    try:
+        with _OPENER.open(url, timeout=timeout_s) as resp:
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+    except OSError:
+        return None
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict):
+            return parsed
+    return None
+
+
+def _is_ours(pid: int, data_dir: Path) -> bool:
+    """Whether pid is a live Elasticsearch JVM (or its launcher) for a node directory of data_dir."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    marker = f"{data_dir}{os.sep}node-".encode()
+    return any(b"org.elasticsearch" in arg for arg in args) and any(marker in arg for arg in args)
+
+
+def _signal_and_wait(pids: tuple[int, ...], data_dir: Path, timeout_s: float) -> None:
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
+        for pid in pids:
+            if _is_ours(pid, data_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while any(_is_ours(pid, data_dir) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def _kill_nodes(data_dir: Path) -> None:
+    """Kill what a failed start launched: its pid files may not exist yet, so look at every process."""
+    procs = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    _signal_and_wait(tuple(pid for pid in procs if _is_ours(pid, data_dir)), data_dir, 0.0)
+    _forget(data_dir)
+
+
+def _forget(data_dir: Path) -> None:
+    for path in [data_dir / _STATE_FILE, *data_dir.glob(f"node-*/{_PID_FILE}")]:
+        path.unlink(missing_ok=True)
+
+
+def _read_pid(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text().strip())
+    return None
+
+
+def _read_state(data_dir: Path) -> _State | None:
+    path = data_dir / _STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        pids, node_dirs = tuple(map(int, raw["pids"])), tuple(map(str, raw["node_dirs"]))
+        return _State(str(raw["url"]), int(raw["nodes"]), int(raw["port"]), pids, node_dirs)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path} is not an atlas cluster state ({exc}); stop the nodes by hand and remove it"
+        ) from exc
+
+
+def _write_state(data_dir: Path, state: _State) -> None:
+    tmp = data_dir / f".{_STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
+    tmp.replace(data_dir / _STATE_FILE)
