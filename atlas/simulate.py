@@ -1,0 +1,247 @@
+"""Generate the blog's synthetic metric documents and the disruptions hidden in them, deterministically from a seed."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from atlas.clock import format_instant
+from atlas.errors import DataError, OutputError
+
+Kind = Literal["node", "query", "metric"]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+MAX_HOURS = 100_000
+REGULAR_MEAN, REGULAR_STD = (20.0, 40.0), (1.0, 10.0)
+DISRUPTED_MEAN, DISRUPTED_STD = (60.0, 200.0), (20.0, 100.0)
+TRUTH_COLUMNS = ("start", "end", "metric")
+
+# The blog's eight disruptions: kind, first hour, last hour (inclusive), members (or, for queries, how many).
+_BLOG: tuple[tuple[Kind, int, int, tuple[int, ...] | int], ...] = (
+    ("metric", 505, 521, (0, 3, 4)),
+    ("metric", 145, 151, (3, 4)),
+    ("node", 279, 298, (0,)),
+    ("metric", 240, 243, (1,)),
+    ("query", 352, 355, 39),
+    ("metric", 172, 181, (0, 2)),
+    ("node", 334, 337, (0,)),
+    ("query", 272, 275, 12),
+)
+# Separate random streams, so that e.g. the number of hours never changes the per-tuple distributions.
+_STREAM_PARAMETERS, _STREAM_QUERIES, _STREAM_VALUES = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Disruption:
+    """Hours `first_hour..last_hour` (inclusive, counted from the start) in which `members` are disrupted."""
+
+    kind: Kind
+    first_hour: int
+    last_hour: int
+    members: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """The scale, seed, value distribution and disruption scenario of one simulated data set."""
+
+    metrics: int = 5
+    queries: int = 500
+    nodes: int = 30
+    hours: int = 600
+    seed: int = 0
+    distribution: Literal["normal", "lognormal"] = "normal"
+    scenario: Literal["blog", "none"] = "blog"
+    start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TruthInterval:
+    """A known disruption from `start` to `end` (exclusive, UTC) of one metric, or of all when `metric` is None."""
+
+    start: datetime
+    end: datetime
+    metric: str | None
+
+
+def metric_name(i: int) -> str:
+    """The name of metric number `i`, e.g. `metric_0`."""
+    return f"metric_{i}"
+
+
+def query_name(i: int) -> str:
+    """The name of query number `i`, e.g. `query_7`."""
+    return f"query_{i}"
+
+
+def node_name(i: int) -> str:
+    """The name of node number `i`, e.g. `node_3`."""
+    return f"node_{i}"
+
+
+def validate_spec(spec: SimulationSpec) -> None:
+    """Raise DataError naming the first invalid field of `spec`."""
+    for field in ("metrics", "queries", "nodes", "hours"):
+        value = getattr(spec, field)
+        if value < 1:
+            raise DataError(f"--{field} must be >= 1, got {value}")
+    if spec.hours > MAX_HOURS:
+        raise DataError(f"--hours must be <= {MAX_HOURS}, got {spec.hours}")
+    if spec.seed < 0:
+        raise DataError(f"--seed must be >= 0, got {spec.seed}")
+    if spec.distribution not in ("normal", "lognormal"):
+        raise DataError(f"--distribution must be normal or lognormal, got {spec.distribution!r}")
+    if spec.scenario not in ("blog", "none"):
+        raise DataError(f"--scenario must be blog or none, got {spec.scenario!r}")
+    if spec.start.tzinfo is None or spec.start.utcoffset() is None:
+        raise DataError(f"--start must be timezone-aware, got {spec.start.isoformat()}")
+
+
+def resolve_disruptions(spec: SimulationSpec) -> tuple[Disruption, ...]:
+    """The scenario's disruptions at the spec's scale: members beyond it dropped, hours clipped to it."""
+    validate_spec(spec)
+    if spec.scenario == "none":
+        return ()
+    resolved: list[Disruption] = []
+    for index, (kind, first, last, members) in enumerate(_BLOG):
+        if first >= spec.hours:
+            continue
+        if isinstance(members, int):
+            # Drawn per disruption, so dropping another disruption never changes which queries this one hits.
+            rng = np.random.default_rng([_STREAM_QUERIES, spec.seed, index])
+            chosen = rng.choice(spec.queries, size=min(members, spec.queries), replace=False)
+            kept = tuple(sorted(int(q) for q in chosen))
+        else:
+            limit = spec.nodes if kind == "node" else spec.metrics
+            kept = tuple(m for m in members if m < limit)
+        if kept:
+            resolved.append(Disruption(kind, first, min(last, spec.hours - 1), kept))
+    return tuple(resolved)
+
+
+def count_documents(spec: SimulationSpec) -> int:
+    """How many documents `simulate_documents` yields: one per metric, query, node and hour."""
+    return spec.metrics * spec.queries * spec.nodes * spec.hours
+
+
+@dataclass(frozen=True)
+class _Parameters:
+    """Per-tuple location and scale, shape (metrics, queries, nodes); for lognormal, those of the log."""
+
+    regular_loc: FloatArray
+    regular_scale: FloatArray
+    disrupted_loc: FloatArray
+    disrupted_scale: FloatArray
+
+
+def _draw_parameters(spec: SimulationSpec) -> _Parameters:
+    rng = np.random.default_rng([_STREAM_PARAMETERS, spec.seed])
+    shape = (spec.metrics, spec.queries, spec.nodes)
+    drawn = [rng.uniform(low, high, shape) for low, high in (REGULAR_MEAN, REGULAR_STD, DISRUPTED_MEAN, DISRUPTED_STD)]
+    if spec.distribution == "lognormal":
+        for i in (0, 2):  # moment matching keeps each tuple's mean and std
+            mean, std = drawn[i], drawn[i + 1]
+            sigma2 = np.log1p((std / mean) ** 2)
+            drawn[i], drawn[i + 1] = np.log(mean) - sigma2 / 2, np.sqrt(sigma2)
+    return _Parameters(*drawn)
+
+
+def _active_masks(
+    spec: SimulationSpec, disruptions: Sequence[Disruption], hour: int
+) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Which metrics, queries and nodes are disrupted during `hour`."""
+    masks = {
+        "metric": np.zeros(spec.metrics, dtype=bool),
+        "query": np.zeros(spec.queries, dtype=bool),
+        "node": np.zeros(spec.nodes, dtype=bool),
+    }
+    for d in disruptions:
+        if d.first_hour <= hour <= d.last_hour:
+            masks[d.kind][list(d.members)] = True
+    return masks["metric"], masks["query"], masks["node"]
+
+
+def simulate_documents(spec: SimulationSpec) -> Iterator[dict[str, object]]:
+    """Yield every source document, hour-major then metric, query, node; `@timestamp` is UTC with a `Z`."""
+    validate_spec(spec)  # here, not in the generator, so a bad spec fails at the call
+    return _generate(spec, resolve_disruptions(spec), _draw_parameters(spec))
+
+
+def _generate(
+    spec: SimulationSpec, disruptions: tuple[Disruption, ...], params: _Parameters
+) -> Iterator[dict[str, object]]:
+    rng = np.random.default_rng([_STREAM_VALUES, spec.seed])
+    metrics = [metric_name(m) for m in range(spec.metrics)]
+    cells = [
+        (query_name(q), node_name(n), f"{query_name(q)}|{node_name(n)}")
+        for q in range(spec.queries)
+        for n in range(spec.nodes)
+    ]
+    is_lognormal = spec.distribution == "lognormal"
+    for hour in range(spec.hours):
+        timestamp = format_instant(spec.start + timedelta(hours=hour))
+        suffix = f"|{hour}"
+        metric_on, query_on, node_on = _active_masks(spec, disruptions, hour)
+        cell_on = query_on[:, None] | node_on[None, :]
+        for m, metric in enumerate(metrics):
+            z = rng.standard_normal((spec.queries, spec.nodes))
+            on = np.ones_like(cell_on) if metric_on[m] else cell_on
+            loc = np.where(on, params.disrupted_loc[m], params.regular_loc[m])
+            scale = np.where(on, params.disrupted_scale[m], params.regular_scale[m])
+            values = loc + scale * z
+            if is_lognormal:
+                values = np.exp(values)
+            prefix = metric + "|"
+            for (query, node, key), value in zip(cells, values.ravel().tolist(), strict=True):
+                yield {
+                    "_id": prefix + key + suffix,
+                    "@timestamp": timestamp,
+                    "metric": metric,
+                    "query": query,
+                    "node": node,
+                    "value": value,
+                }
+
+
+def truth_intervals(spec: SimulationSpec) -> list[TruthInterval]:
+    """The known disruptions as UTC intervals: one per node/query disruption, one per metric a metric one hits."""
+    validate_spec(spec)
+    intervals: list[TruthInterval] = []
+    for d in resolve_disruptions(spec):
+        start = (spec.start + timedelta(hours=d.first_hour)).astimezone(UTC)
+        end = start + timedelta(hours=d.last_hour - d.first_hour + 1)
+        if d.kind == "metric":
+            intervals.extend(TruthInterval(start, end, metric_name(m)) for m in d.members)
+        else:
+            intervals.append(TruthInterval(start, end, None))
+    return intervals
+
+
+def write_truth_csv(intervals: Sequence[TruthInterval], path: Path) -> None:
+    """Write `start,end,metric` rows (ISO-8601 UTC with `Z`, empty metric for all) to `path` atomically."""
+    rows = [(format_instant(i.start), format_instant(i.end), i.metric or "") for i in intervals]
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(TRUTH_COLUMNS)
+                writer.writerows(rows)
+            tmp.chmod(0o644)  # mkstemp makes 0600; a truth file is not a secret
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write truth file {path}: {exc}") from exc
