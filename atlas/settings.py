@@ -280,6 +280,14 @@ def _validate(s: Settings) -> None:
     _require(s.alerts.smtp_port > 0, "alerts.smtp_port: must be a port number")
 
 
+def _mask_userinfo(url: str) -> str:
+    """`https://user:pass@host` -> `https://********@host`: credentials in a URL are secrets too."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://{MASK}@{rest.split('@', 1)[1]}"
+
+
 def plain_value(value: Any) -> Any:
     """A setting value as YAML/JSON would spell it (durations as `1h`, tuples as lists)."""
     if isinstance(value, timedelta):
@@ -301,6 +309,8 @@ def effective_settings(s: Settings) -> dict[str, dict[str, Any]]:
             value = getattr(section, f.name)
             if f.metadata.get("secret") and value is not None:
                 value = MASK
+            elif isinstance(value, tuple) and f.name == "urls":
+                value = tuple(_mask_userinfo(url) for url in value)
             shown[name][f.name] = plain_value(value)
     return shown
 

@@ -71,6 +71,12 @@ def test_effective_settings_mask_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
     assert shown["surprise"]["window"] == "24h"
 
 
+def test_credentials_in_urls_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_ES_URL", "https://elastic:changeme@es.example:9200,http://plain:9200")
+    shown = effective_settings(load_settings(None))
+    assert shown["es"]["urls"] == ["https://********@es.example:9200", "http://plain:9200"]
+
+
 def test_settings_are_frozen() -> None:
     s = load_settings(None)
     with pytest.raises(AttributeError):
