@@ -1,4 +1,4 @@
-"""Start, stop and report on the embedded Elasticsearch cluster run from Elastic's own 8.14.1 distribution."""
+"""Start, stop and report on the embedded Elasticsearch cluster run from Elastic's own 8.19.9 distribution."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from atlas.errors import ConfigError, EsUnavailable, ToolMissing
+from atlas.es_modules import install_modules
 
-ES_VERSION = "8.14.1"
+ES_VERSION = "8.19.9"
 CLUSTER_NAME = "atlas-embedded"
 TRANSPORT_OFFSET = 100
 _STATE_FILE = "cluster.json"
@@ -62,8 +63,8 @@ def default_home() -> Path:
     return Path("/var/lib/atlas") if os.geteuid() == 0 else Path.home() / ".atlas"
 
 
-def ensure_distribution(dist_dir: Path) -> Path:
-    """Fetch (mvn) and unpack Elasticsearch into dist_dir unless already there; returns its home directory."""
+def ensure_distribution(dist_dir: Path, java_home: Path) -> Path:
+    """Fetch (mvn), unpack and complete Elasticsearch in dist_dir unless already there; returns its home directory."""
     home = dist_dir / f"elasticsearch-{ES_VERSION}"
     if (home / "bin" / "elasticsearch").is_file():
         return home
@@ -80,6 +81,8 @@ def ensure_distribution(dist_dir: Path) -> Path:
                 mode = (info.external_attr >> 16) & 0o7777
                 if mode:  # zipfile drops permissions, and bin/* must stay executable
                     os.chmod(target, mode)
+        # Elastic's Maven zip lacks the standard modules atlas needs (painless scripts, moving_fn): build them.
+        install_modules(partial / home.name, ES_VERSION, dist_dir, java_home, partial)
         try:
             (partial / home.name).rename(home)
         except OSError:
@@ -117,8 +120,8 @@ def start_cluster(
     for i in range(nodes):
         _require_free_port(port + i)
         _require_free_port(port + TRANSPORT_OFFSET + i)
-    es_home = ensure_distribution(dist_dir)
     java_home = _java_home()
+    es_home = ensure_distribution(dist_dir, java_home)
     node_dirs = [data_dir / f"node-{i}" for i in range(nodes)]
     for i, node_dir in enumerate(node_dirs):
         _write_node_config(node_dir, es_home, i, nodes, port, heap)

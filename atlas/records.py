@@ -1,0 +1,58 @@
+"""Frozen records passed between the stages: the only shapes one stage hands to the next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Severity = Literal["low", "medium", "high"]
+SEVERITIES: tuple[Severity, Severity, Severity] = ("low", "medium", "high")  # in the order of threshold.levels
+
+
+@dataclass(frozen=True)
+class SeriesSurprise:
+    """One of a window's most surprising series: its key and its window surprise S(q, T)."""
+
+    series: str
+    surprise: float
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One anomalous point of one metric's percentile series P(T); window_end is the tz-aware UTC window end T.
+
+    `sigmas_above_mean` is (value - mean) / std, or None when std is 0 (a flat history: any rise is anomalous and
+    its severity is "high"; None rather than inf keeps the record JSON-safe). `event_id` names the event (run of
+    consecutive anomalous points) the point belongs to.
+    """
+
+    metric: str
+    percentile: float
+    window_end: datetime
+    value: float
+    mean: float
+    std: float
+    threshold: float
+    sigmas_above_mean: float | None
+    severity: Severity
+    event_id: str
+    top_series: tuple[SeriesSurprise, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnomalyEvent:
+    """A run of consecutive anomalous points of one metric and percentile.
+
+    `start` and `end` are the window ends of its first and last points, both inclusive (tz-aware UTC); the event
+    lasts `points * step`. `severity` is the highest of its points' and `peak_value` the largest value.
+    """
+
+    metric: str
+    percentile: float
+    start: datetime
+    end: datetime
+    points: int
+    peak_value: float
+    severity: Severity
+    event_id: str

@@ -1,0 +1,191 @@
+"""The threshold stage: flag points of a metric's percentile series above a moving mean plus sigmas times std."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import pandas as pd
+
+from atlas.clock import format_instant
+from atlas.records import SEVERITIES, Anomaly, AnomalyEvent, SeriesSurprise, Severity
+from atlas.settings import ThresholdSettings
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ThresholdPoint:
+    """One point of P(T) with its threshold, for charts; None marks a missing value or no full threshold window."""
+
+    window_end: datetime
+    value: float | None
+    mean: float | None
+    std: float | None
+    threshold: float | None
+    is_anomalous: bool
+    sigmas_above_mean: float | None
+    severity: Severity | None
+
+
+def format_event_id(metric: str, percentile: float, start: datetime) -> str:
+    """The deterministic id of the event of `metric` and `percentile` whose first window end (UTC) is `start`."""
+    return f"{metric}|p{percentile:g}|{format_instant(start)}"
+
+
+def threshold_points(values: pd.Series[float], settings: ThresholdSettings) -> list[ThresholdPoint]:
+    """Every point of `values` (indexed by regularly spaced tz-aware UTC window ends; NaN = missing), scored.
+
+    The threshold window of point k is the `settings.window` points before it by position, the point itself
+    excluded. If the window reaches before the series' start or holds a missing point, the point has no full
+    window and is never anomalous; charts show it without mean, std or threshold. Mean and population std are
+    summed left to right exactly as `MovingFunctions.unweightedAvg` / `stdDev` do, so the Elasticsearch side
+    (`moving_fn`, the watch) gets the same floats and flags the same points.
+    """
+    return _score_series(values, settings, step=None)
+
+
+def select_anomalies(
+    metric: str,
+    percentile: float,
+    values: pd.Series[float],
+    settings: ThresholdSettings,
+    step: timedelta,
+    top_series: Mapping[datetime, tuple[SeriesSurprise, ...]] | None = None,
+) -> list[Anomaly]:
+    """The anomalous points of one metric's percentile series `values` (window ends `step` apart, UTC), in time order.
+
+    Points are anomalous when strictly above mean + sigmas * std; runs of consecutive anomalous points shorter
+    than `settings.min_duration` (a run of n points lasts n * step) are dropped with all their points.
+    `top_series` maps a window end to its most surprising series.
+    """
+    flagged = [p for p in _score_series(values, settings, step=step) if p.is_anomalous]
+    anomalies: list[Anomaly] = []
+    for run in _split_runs(flagged, step, lambda p: p.window_end):
+        if len(run) * step < settings.min_duration:
+            continue
+        event_id = format_event_id(metric, percentile, run[0].window_end)
+        for point in run:
+            tops = top_series.get(point.window_end, ()) if top_series is not None else ()
+            anomalies.append(_to_anomaly(metric, percentile, point, event_id, tops))
+    return anomalies
+
+
+def group_events(anomalies: Sequence[Anomaly], step: timedelta) -> list[AnomalyEvent]:
+    """Runs of anomalies of the same metric and percentile whose window ends are `step` apart, ordered by start.
+
+    The event id is recomputed from each run's first window end, so it equals the anomalies' `event_id` when the
+    whole run is given.
+    """
+    by_series: dict[tuple[str, float], list[Anomaly]] = {}
+    for anomaly in anomalies:
+        by_series.setdefault((anomaly.metric, anomaly.percentile), []).append(anomaly)
+    events: list[AnomalyEvent] = []
+    for (metric, percentile), found in by_series.items():
+        found.sort(key=lambda a: a.window_end)
+        for run in _split_runs(found, step, lambda a: a.window_end):
+            events.append(
+                AnomalyEvent(
+                    metric=metric,
+                    percentile=percentile,
+                    start=run[0].window_end,
+                    end=run[-1].window_end,
+                    points=len(run),
+                    peak_value=max(a.value for a in run),
+                    severity=max((a.severity for a in run), key=SEVERITIES.index),
+                    event_id=format_event_id(metric, percentile, run[0].window_end),
+                )
+            )
+    return sorted(events, key=lambda e: (e.start, e.metric, e.percentile))
+
+
+def _score_series(
+    values: pd.Series[float], settings: ThresholdSettings, step: timedelta | None
+) -> list[ThresholdPoint]:
+    ends = _window_ends(values, step)
+    numbers = [float(v) for v in values.to_numpy(dtype=float)]
+    return [
+        _score_point(end, numbers[k], numbers[max(0, k - settings.window) : k], settings) for k, end in enumerate(ends)
+    ]
+
+
+def _window_ends(values: pd.Series[float], step: timedelta | None) -> list[datetime]:
+    index = values.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        raise ValueError("the threshold stage needs a series indexed by tz-aware UTC window ends")
+    ends = [t.to_pydatetime().astimezone(UTC) for t in index]
+    gaps = {later - earlier for earlier, later in itertools.pairwise(ends)}
+    if len(gaps) > 1 or any(gap <= timedelta(0) for gap in gaps) or (step is not None and gaps - {step}):
+        # Windows are counted by position, so a hole in the index would silently stretch them over time.
+        raise ValueError(f"window ends must be increasing and regularly spaced{f' by {step}' if step else ''}")
+    return ends
+
+
+def _score_point(end: datetime, value: float, history: list[float], settings: ThresholdSettings) -> ThresholdPoint:
+    present = value if math.isfinite(value) else None
+    if len(history) < settings.window or not all(math.isfinite(v) for v in history):
+        return ThresholdPoint(end, present, None, None, None, False, None, None)
+    mean, std = _mean_and_std(history)
+    threshold = mean + settings.sigmas * std
+    is_anomalous = present is not None and present > threshold  # strictly: Timelion's "show if greater"
+    # A flat history (std 0) makes any rise anomalous; its distance in sigmas is infinite, stored as None.
+    sigmas = (present - mean) / std if present is not None and std > 0 else None
+    severity = _severity(value, mean, std, settings.levels) if is_anomalous else None
+    return ThresholdPoint(end, present, mean, std, threshold, is_anomalous, sigmas, severity)
+
+
+def _mean_and_std(history: list[float]) -> tuple[float, float]:
+    """Mean and population std, in `MovingFunctions`' order of operations (no pairwise or compensated sums)."""
+    total = 0.0
+    for v in history:
+        total += v
+    mean = total / len(history)
+    squares = 0.0
+    for v in history:
+        squares += (v - mean) * (v - mean)
+    return mean, math.sqrt(squares / len(history))
+
+
+def _severity(value: float, mean: float, std: float, levels: tuple[float, ...]) -> Severity:
+    """The highest level crossed; a point flagged below the first level (sigmas < levels[0]) is still "low"."""
+    crossed = [name for name, level in zip(SEVERITIES, levels, strict=True) if value > mean + level * std]
+    return crossed[-1] if crossed else SEVERITIES[0]
+
+
+def _split_runs(items: Sequence[_T], step: timedelta, end_of: Callable[[_T], datetime]) -> list[list[_T]]:
+    """Split time-ordered items into runs whose consecutive window ends are exactly `step` apart."""
+    runs: list[list[_T]] = []
+    for item in items:
+        if runs and end_of(item) - end_of(runs[-1][-1]) == step:
+            runs[-1].append(item)
+        else:
+            if runs and end_of(item) == end_of(runs[-1][-1]):
+                raise ValueError(f"two anomalies of one series at {format_instant(end_of(item))}")
+            runs.append([item])
+    return runs
+
+
+def _to_anomaly(
+    metric: str, percentile: float, point: ThresholdPoint, event_id: str, tops: tuple[SeriesSurprise, ...]
+) -> Anomaly:
+    if point.value is None or point.mean is None or point.std is None or point.threshold is None:
+        raise AssertionError("an anomalous point always has a value and a full threshold window")
+    if point.severity is None:
+        raise AssertionError("an anomalous point always has a severity")
+    return Anomaly(
+        metric=metric,
+        percentile=float(percentile),
+        window_end=point.window_end,
+        value=point.value,
+        mean=point.mean,
+        std=point.std,
+        threshold=point.threshold,
+        sigmas_above_mean=point.sigmas_above_mean,
+        severity=point.severity,
+        event_id=event_id,
+        top_series=tuple(tops),
+    )

@@ -1,0 +1,240 @@
+"""Threshold stage: moving mean + sigmas * population std of the previous points, severities, events."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atlas.records import Anomaly, SeriesSurprise, Severity
+from atlas.settings import ThresholdSettings
+from atlas.threshold import format_event_id, group_events, select_anomalies, threshold_points
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+DEFAULTS = ThresholdSettings()  # window 6, sigmas 3, levels (3, 4, 5), min_duration 1h
+NAN = float("nan")
+# mean 1, population std 1: every point is 1 away from the mean, so variance = 6 * 1 / 6 = 1.
+# (The sample std would be sqrt(6 / 5) = 1.0954, threshold 1 + 3 * 1.0954 = 4.286.)
+ZIGZAG = [0.0, 2.0, 0.0, 2.0, 0.0, 2.0]
+
+
+def hourly(values: list[float], start: datetime = T0) -> pd.Series[float]:
+    index = pd.date_range(start, periods=len(values), freq="h")
+    return pd.Series(values, index=index, dtype=float)
+
+
+def at(hours: int) -> datetime:
+    return T0 + hours * HOUR
+
+
+@dataclass(frozen=True)
+class LastPointCase:
+    id: str
+    values: list[float]
+    is_anomalous: bool
+    severity: Severity | None
+    mean: float
+    std: float
+    sigmas_above_mean: float | None
+    settings: ThresholdSettings = DEFAULTS
+
+
+LAST_POINT_CASES = [
+    # threshold = 1 + 3 * 1 = 4; levels 3/4/5 sigmas are the values 4 / 5 / 6.
+    LastPointCase("exactly-at-threshold-is-not-anomalous", [*ZIGZAG, 4.0], False, None, 1.0, 1.0, 3.0),
+    LastPointCase("above-3-sigmas-is-low", [*ZIGZAG, 4.5], True, "low", 1.0, 1.0, 3.5),
+    LastPointCase("exactly-4-sigmas-is-still-low", [*ZIGZAG, 5.0], True, "low", 1.0, 1.0, 4.0),
+    LastPointCase("above-4-sigmas-is-medium", [*ZIGZAG, 5.5], True, "medium", 1.0, 1.0, 4.5),
+    LastPointCase("exactly-5-sigmas-is-still-medium", [*ZIGZAG, 6.0], True, "medium", 1.0, 1.0, 5.0),
+    LastPointCase("above-5-sigmas-is-high", [*ZIGZAG, 6.5], True, "high", 1.0, 1.0, 5.5),
+    # mean 11, std 1 (every point 1 away): 20 is (20 - 11) / 1 = 9 sigmas.
+    LastPointCase("flat-then-spike-is-high", [10, 12, 10, 12, 10, 12, 20], True, "high", 11.0, 1.0, 9.0),
+    LastPointCase("dip-is-never-anomalous", [*ZIGZAG, -100.0], False, None, 1.0, 1.0, -101.0),
+    # 4.2 is 3.2 population sigmas (anomalous) but only 2.92 sample sigmas (4.2 < 4.286).
+    LastPointCase("population-not-sample-std", [*ZIGZAG, 4.2], True, "low", 1.0, 1.0, 3.2),
+    # mean 2, std sqrt(((-1)^2 + 0 + 1^2) * 2 / 6) = sqrt(2/3) = 0.8165; threshold 2 + 3 * 0.8165 = 4.449.
+    LastPointCase("population-std-hand-computed", [1, 2, 3, 1, 2, 3, 4.5], True, "low", 2.0, math.sqrt(2 / 3), 3.0619),
+    # A flat history has std 0: equal is not above, any rise is anomalous, "high", sigmas infinite -> None.
+    LastPointCase("std-0-equal-is-not-anomalous", [5.0] * 7, False, None, 5.0, 0.0, None),
+    LastPointCase("std-0-any-rise-is-high", [5.0] * 6 + [5.001], True, "high", 5.0, 0.0, None),
+    LastPointCase("std-0-fall-is-not-anomalous", [5.0] * 6 + [4.0], False, None, 5.0, 0.0, None),
+    # sigmas 2 is below the first level (3): 3.5 is 2.5 sigmas, anomalous, and still "low".
+    LastPointCase(
+        "sigmas-below-first-level-is-low",
+        [*ZIGZAG, 3.5],
+        True,
+        "low",
+        1.0,
+        1.0,
+        2.5,
+        dataclasses.replace(DEFAULTS, sigmas=2.0),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LAST_POINT_CASES, ids=[c.id for c in LAST_POINT_CASES])
+def test_last_point(case: LastPointCase) -> None:
+    last = threshold_points(hourly(case.values), case.settings)[-1]
+    assert last.is_anomalous is case.is_anomalous
+    assert last.severity == case.severity
+    assert last.mean == pytest.approx(case.mean, rel=1e-12)
+    assert last.std == pytest.approx(case.std, rel=1e-12, abs=1e-15)
+    assert last.threshold == pytest.approx(case.mean + case.settings.sigmas * case.std, rel=1e-12)
+    if case.sigmas_above_mean is None:
+        assert last.sigmas_above_mean is None
+    else:
+        assert last.sigmas_above_mean == pytest.approx(case.sigmas_above_mean, rel=1e-4)
+
+
+def test_points_without_a_full_window_are_never_anomalous() -> None:
+    # 7 points, window 6: only the 7th has 6 points before it; the huge 6th point has only 5.
+    points = threshold_points(hourly([*ZIGZAG[:5], 1000.0, 1.0]), DEFAULTS)
+    assert [p.mean is None for p in points] == [True] * 6 + [False]
+    assert not any(p.is_anomalous for p in points[:6])
+    assert threshold_points(hourly([*ZIGZAG[:5], 1000.0]), DEFAULTS) == points[:6]
+
+
+def test_empty_series_has_no_points() -> None:
+    assert threshold_points(hourly([]), DEFAULTS) == []
+    assert select_anomalies("m", 90, hourly([]), DEFAULTS, HOUR) == []
+
+
+def test_a_missing_point_blocks_every_window_that_holds_it() -> None:
+    # idx 6 is missing (its own window idx 0..5 is full, so charts still get its threshold); idx 7..12 have it
+    # in their window (no full window); idx 14's window is idx 8..13.
+    # Skipping the gap instead would flag idx 7: window [2, 0, 2, 0, 2] has mean 1.2, std 0.98.
+    values = [*ZIGZAG, NAN, 100.0, *ZIGZAG, 100.0]
+    points = threshold_points(hourly(values), DEFAULTS)
+    assert points[6].value is None and not points[6].is_anomalous
+    assert [k for k, p in enumerate(points) if p.mean is not None] == [6, 13, 14]
+    assert [k for k, p in enumerate(points) if p.is_anomalous] == [14]
+
+
+def test_two_separate_runs_are_two_events() -> None:
+    # idx 6 (100 vs mean 1, std 1) and idx 14 (window idx 8..13 = ZIGZAG) are anomalous; idx 7 = 1 is not
+    # (its window [2, 0, 2, 0, 2, 100] has mean 17.67, std 36.8).
+    values = [*ZIGZAG, 100.0, 1.0, *ZIGZAG, 100.0]
+    anomalies = select_anomalies("latency", 90, hourly(values), DEFAULTS, HOUR)
+    assert [a.window_end for a in anomalies] == [at(6), at(14)]
+    assert [a.event_id for a in anomalies] == ["latency|p90|2024-05-01T06:00:00Z", "latency|p90|2024-05-01T14:00:00Z"]
+    events = group_events(anomalies, HOUR)
+    assert [(e.start, e.end, e.points, e.event_id) for e in events] == [
+        (at(6), at(6), 1, anomalies[0].event_id),
+        (at(14), at(14), 1, anomalies[1].event_id),
+    ]
+
+
+def test_min_duration_drops_short_events_with_their_points() -> None:
+    # Run idx 6..7 (2 points = 2h): idx 7's window [2, 0, 2, 0, 2, 100] has mean 106/6 = 17.67 and
+    # std sqrt(8139.33 / 6) = 36.83, threshold 128.2 < 1000. Run idx 15 (1 point = 1h) is dropped by 2h.
+    values = [*ZIGZAG, 100.0, 1000.0, 1.0, *ZIGZAG, 100.0]
+    kept_all = select_anomalies("latency", 90, hourly(values), DEFAULTS, HOUR)
+    assert [a.window_end for a in kept_all] == [at(6), at(7), at(15)]
+    two_hours = dataclasses.replace(DEFAULTS, min_duration=2 * HOUR)
+    anomalies = select_anomalies("latency", 90, hourly(values), two_hours, HOUR)
+    assert [a.window_end for a in anomalies] == [at(6), at(7)]
+    assert {a.event_id for a in anomalies} == {"latency|p90|2024-05-01T06:00:00Z"}
+    (event,) = group_events(anomalies, HOUR)
+    assert (event.start, event.end, event.points, event.peak_value, event.severity) == (at(6), at(7), 2, 1000.0, "high")
+
+
+def test_anomaly_carries_its_numbers_and_top_series() -> None:
+    tops = (SeriesSurprise("q1", 9.5), SeriesSurprise("q2", 7.0))
+    anomalies = select_anomalies("cpu", 99.0, hourly([*ZIGZAG, 5.5]), DEFAULTS, HOUR, {at(6): tops, at(5): ()})
+    assert anomalies == [
+        Anomaly(
+            metric="cpu",
+            percentile=99.0,
+            window_end=at(6),
+            value=5.5,
+            mean=1.0,
+            std=1.0,
+            threshold=4.0,
+            sigmas_above_mean=4.5,
+            severity="medium",
+            event_id="cpu|p99|2024-05-01T06:00:00Z",
+            top_series=tops,
+        )
+    ]
+    assert type(anomalies[0].window_end) is datetime and type(anomalies[0].value) is float
+
+
+def test_std_0_anomaly_is_json_safe() -> None:
+    (anomaly,) = select_anomalies("cpu", 90, hourly([5.0] * 6 + [6.0]), DEFAULTS, HOUR)
+    assert (anomaly.sigmas_above_mean, anomaly.severity, anomaly.std) == (None, "high", 0.0)
+
+
+def test_percentiles_are_thresholded_independently() -> None:
+    # The caller passes each percentile's series on its own: p99 spikes, p90 stays on its zigzag.
+    p90 = hourly([*ZIGZAG, 2.0])
+    p99 = hourly([*ZIGZAG, 9.0])
+    assert select_anomalies("latency", 90, p90, DEFAULTS, HOUR) == []
+    (anomaly,) = select_anomalies("latency", 99, p99, DEFAULTS, HOUR)
+    assert (anomaly.percentile, anomaly.event_id) == (99, "latency|p99|2024-05-01T06:00:00Z")
+    both = [*select_anomalies("latency", 90, p99, DEFAULTS, HOUR), anomaly]
+    assert [e.event_id for e in group_events(both, HOUR)] == [
+        "latency|p90|2024-05-01T06:00:00Z",
+        "latency|p99|2024-05-01T06:00:00Z",
+    ]
+
+
+def _anomaly(hours: int, severity: Severity, value: float, percentile: float = 90.0) -> Anomaly:
+    return Anomaly("m", percentile, at(hours), value, 1.0, 1.0, 4.0, value - 1.0, severity, "ignored")
+
+
+def test_group_events_takes_the_highest_severity_and_peak() -> None:
+    anomalies = [
+        _anomaly(3, "medium", 5.5),  # out of order on purpose
+        _anomaly(1, "low", 4.5),
+        _anomaly(2, "high", 9.0),
+        _anomaly(5, "low", 4.1),  # idx 4 missing: a new event
+        _anomaly(2, "low", 4.2, percentile=99.0),  # another percentile: its own event
+    ]
+    events = group_events(anomalies, HOUR)
+    assert [(e.percentile, e.start, e.end, e.points, e.peak_value, e.severity) for e in events] == [
+        (90.0, at(1), at(3), 3, 9.0, "high"),
+        (99.0, at(2), at(2), 1, 4.2, "low"),
+        (90.0, at(5), at(5), 1, 4.1, "low"),
+    ]
+    assert events[0].event_id == "m|p90|2024-05-01T01:00:00Z"
+
+
+def test_event_id_format() -> None:
+    assert format_event_id("cpu", 99.9, at(0)) == "cpu|p99.9|2024-05-01T00:00:00Z"
+    assert format_event_id("cpu", 90.0, datetime(2024, 5, 1, 2, tzinfo=UTC)) == "cpu|p90|2024-05-01T02:00:00Z"
+
+
+def test_rejects_series_that_are_not_regular_utc() -> None:
+    with pytest.raises(ValueError, match="tz-aware"):
+        threshold_points(pd.Series([1.0, 2.0], index=pd.date_range("2024-05-01", periods=2, freq="h")), DEFAULTS)
+    holey = pd.Series([1.0, 2.0, 3.0], index=pd.DatetimeIndex([at(0), at(1), at(3)]))
+    with pytest.raises(ValueError, match="regularly spaced"):
+        threshold_points(holey, DEFAULTS)
+    with pytest.raises(ValueError, match="regularly spaced by 0:30:00"):
+        select_anomalies("m", 90, hourly([1.0, 2.0]), DEFAULTS, timedelta(minutes=30))
+
+
+def test_matches_pandas_rolling_population_std() -> None:
+    rng = np.random.default_rng(7)
+    raw = rng.normal(20.0, 3.0, 300)
+    raw[[50, 51, 120, 200]] = [60.0, 80.0, 45.0, 70.0]  # spikes
+    raw[[90, 250]] = np.nan  # missing points
+    values = hourly([float(v) for v in raw])
+    previous = values.shift(1).rolling(DEFAULTS.window)
+    expected_mean, expected_std = previous.mean(), previous.std(ddof=0)
+    points = threshold_points(values, DEFAULTS)
+    for point, mean, std, value in zip(points, expected_mean, expected_std, values, strict=True):
+        assert (point.mean is None) == math.isnan(mean)
+        if point.mean is None:
+            assert not point.is_anomalous
+            continue
+        assert point.mean == pytest.approx(mean, rel=1e-9)
+        assert point.std == pytest.approx(std, rel=1e-9)
+        assert point.is_anomalous == (not math.isnan(value) and value > mean + 3 * std)
+    assert sum(p.is_anomalous for p in points) >= 4
