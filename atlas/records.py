@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -56,3 +57,29 @@ class AnomalyEvent:
     peak_value: float
     severity: Severity
     event_id: str
+
+
+@dataclass(frozen=True)
+class WindowSurprise:
+    """One metric's result for the window [window_start, window_end) (tz-aware UTC): P(m, T, p) per percentile.
+
+    `percentiles` maps each configured p to the p-th percentile of the window surprise S(q, T) over the metric's
+    series, or None when no series has a window surprise. `series_count` counts the series that have one, and
+    `top_series` names the most surprising of them (S descending, then series key ascending).
+    """
+
+    metric: str
+    window_start: datetime
+    window_end: datetime
+    percentiles: Mapping[float, float | None]
+    series_count: int
+    top_series: tuple[SeriesSurprise, ...]
+
+
+@dataclass(frozen=True)
+class TruthInterval:
+    """A known disruption from `start` to `end` (exclusive, UTC) of one metric, or of all when `metric` is None."""
+
+    start: datetime
+    end: datetime
+    metric: str | None

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from atlas.clock import format_instant
 from atlas.errors import DataError, OutputError
+from atlas.records import TruthInterval
 
 Kind = Literal["node", "query", "metric"]
 FloatArray = npt.NDArray[np.float64]
@@ -63,15 +64,6 @@ class SimulationSpec:
     distribution: Literal["normal", "lognormal"] = "normal"
     scenario: Literal["blog", "none"] = "blog"
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class TruthInterval:
-    """A known disruption from `start` to `end` (exclusive, UTC) of one metric, or of all when `metric` is None."""
-
-    start: datetime
-    end: datetime
-    metric: str | None
 
 
 def metric_name(i: int) -> str:
