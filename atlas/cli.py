@@ -8,16 +8,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from atlas import embedded, es_client, indices, simulate
-from atlas.clock import parse_instant
+from atlas import embedded, es_client, indices, listing, pipeline, results, simulate
+from atlas.clock import floor_instant, now_utc, parse_instant
 from atlas.errors import AtlasError, ConfigError
 from atlas.ingest import csv_file, load
+from atlas.queries import build_surprise_request
 from atlas.settings import Settings, effective_settings, load_settings, render_config_file
+from atlas.threshold import group_events
 
 log = logging.getLogger("atlas")
 DEFAULT_CONFIG = Path("atlas.yml")
@@ -238,6 +241,77 @@ def ingest_csv(obj: CliContext, files: tuple[Path, ...], skip_bad: bool, index: 
         docs = load.sample_documents(read.samples, settings.source)
         report = load.load_documents(client, settings.source, target, docs, progress=advance)
     echo_json(report.summary() | {"skipped": len(read.skipped)})
+
+
+def parse_at(value: str | None, option: str = "--at") -> Any:
+    """An ISO-8601 option value as tz-aware UTC, or now when not given."""
+    if value is None:
+        return now_utc()
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {value!r} is not an ISO-8601 instant") from exc
+
+
+@cli.command("query")
+@click.option("--at", help="window end (ISO-8601, UTC) [default: the latest complete window]")
+@click.option("--metric", "metrics", multiple=True, help="metric to include [default: source.metrics]")
+@click.pass_obj
+def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...]) -> None:
+    """Print the pipeline aggregation for one window, ready for Kibana Dev Tools (no network)."""
+    settings = obj.settings()
+    names = list(metrics or settings.source.metrics or settings.source.value_fields)
+    if not names:
+        raise ConfigError("--metric: name at least one metric (or set source.metrics); atlas query does not connect")
+    end = floor_instant(
+        parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
+    )
+    request = build_surprise_request(settings, names, end)
+    click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
+    echo_json(request.body)
+
+
+@cli.command("run")
+@click.option("--at", help="act as if now were this instant (ISO-8601, UTC)")
+@click.option("--dry-run", is_flag=True, help="compute and print, write nothing")
+@click.pass_obj
+def run_command(obj: CliContext, at: str | None, dry_run: bool) -> None:
+    """The hourly job: every complete window since the last one done, write-back, threshold."""
+    settings = obj.settings()
+    client = es_client.connect(settings.es)
+    echo_json(pipeline.run_once(settings, client, parse_at(at), dry_run=dry_run).summary())
+
+
+@cli.command("backfill")
+@click.option("--from", "start", required=True, help="first window end (ISO-8601, UTC)")
+@click.option("--to", "end", required=True, help="last window end (ISO-8601, UTC)")
+@click.pass_obj
+def backfill_command(obj: CliContext, start: str, end: str) -> None:
+    """Recompute every window ending in [--from, --to], with a progress bar."""
+    settings = obj.settings()
+    first, last = parse_at(start, "--from"), parse_at(end, "--to")
+    client = es_client.connect(settings.es)
+    with progress_bar(max(0, (last - first) // settings.surprise.step + 1), "backfill") as advance:
+        result = pipeline.backfill(settings, client, first, last, progress=advance)
+    echo_json(result.summary() | {"events": len(result.events)})
+
+
+@cli.command("anomalies")
+@click.option("--from", "start", help="first window end (ISO-8601, UTC) [default: 7 days ago]")
+@click.option("--to", "end", help="last window end (ISO-8601, UTC) [default: now]")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.pass_obj
+def anomalies_command(obj: CliContext, start: str | None, end: str | None, fmt: str) -> None:
+    """List anomaly events."""
+    settings = obj.settings()
+    last = parse_at(end, "--to")
+    first = parse_at(start, "--from") if start else last - timedelta(days=7)
+    found = results.read_anomalies(es_client.connect(settings.es), settings, first, last)
+    rows = listing.event_rows(group_events(found, settings.surprise.step), found)
+    if fmt == "json":
+        echo_json(rows)
+    else:
+        click.echo(listing.format_table(rows) if fmt == "table" else listing.format_csv(rows), nl=False)
 
 
 def main() -> None:

@@ -182,3 +182,44 @@ def bulk_index(
     if progress is not None and pending:
         progress(pending)
     return BulkResult(indexed=indexed, seconds=time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document's source with the sequence number and primary term that guard a conditional rewrite."""
+
+    source: dict[str, Any]
+    seq_no: int
+    primary_term: int
+
+
+def get_document(client: EsClient, index: str, doc_id: str) -> StoredDocument | None:
+    """One document by id, or None when it (or its index) does not exist."""
+    with translated_errors(client, f"reading {doc_id} from {index}"):
+        response = client.options(ignore_status=404).get(index=index, id=doc_id)
+    body = response.body
+    if not body.get("found"):
+        return None
+    return StoredDocument(dict(body["_source"]), int(body["_seq_no"]), int(body["_primary_term"]))
+
+
+def put_document(
+    client: EsClient, index: str, doc_id: str, source: Mapping[str, Any], expected: StoredDocument | None
+) -> StoredDocument | None:
+    """Write a document only if it is unchanged since `expected` was read (absent when None), refreshing.
+
+    Returns the written document, or None when someone else wrote it first (a version conflict).
+    """
+    guard: dict[str, Any] = (
+        {"op_type": "create"}
+        if expected is None
+        else {"if_seq_no": expected.seq_no, "if_primary_term": expected.primary_term}
+    )
+    with translated_errors(client, f"writing {doc_id} to {index}"):
+        response = client.options(ignore_status=409).index(
+            index=index, id=doc_id, document=dict(source), refresh="wait_for", **guard
+        )
+    body = response.body
+    if body.get("status") == 409 or "error" in body:
+        return None
+    return StoredDocument(dict(source), int(body["_seq_no"]), int(body["_primary_term"]))

@@ -56,7 +56,6 @@ def surprise_mapping(percentiles: Iterable[float]) -> dict[str, Any]:
         ("normalization", Keyword()),
         ("series_count", Integer()),
         ("top_series", _top_series()),
-        ("computed_at", Date()),
     ]
     fields += [(percentile_field(p), Double()) for p in percentiles]
     return _strict(fields)
@@ -78,7 +77,6 @@ def anomaly_mapping() -> dict[str, Any]:
             ("sigmas_above_mean", Double()),
             ("severity", Keyword()),
             ("top_series", _top_series()),
-            ("computed_at", Date()),
         ]
     )
 

@@ -134,6 +134,9 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     known = dict(sections())
+    for key in overrides or {}:
+        if key not in setting_keys():
+            raise ConfigError(f"unknown setting {key!r} (settings are named section.key, e.g. results.prefix)")
     for name in raw:
         if name not in known:
             raise ConfigError(f"unknown section {name!r} (known: {', '.join(known)})")

@@ -1,0 +1,183 @@
+"""The job, stage by stage: pending windows -> surprise (in Elasticsearch) -> results -> threshold -> anomalies."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from atlas import results, state
+from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
+from atlas.errors import ConfigError
+from atlas.es_client import EsClient
+from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, WindowSurprise
+from atlas.settings import Settings
+from atlas.surprise import compute_window_surprise, resolve_metrics
+from atlas.threshold import group_events, select_anomalies
+
+CHUNK = 24  # windows computed, written and recorded as done together
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run or backfill did: the window ends it processed and the anomalies of the events they touch."""
+
+    windows: tuple[datetime, ...]
+    surprise_documents: int
+    anomalies: tuple[Anomaly, ...]
+    events: tuple[AnomalyEvent, ...]
+    dry_run: bool
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready counts, the window range and the events (UTC ISO-8601)."""
+        return {
+            "windows": len(self.windows),
+            "first_window_end": format_instant(self.windows[0]) if self.windows else None,
+            "last_window_end": format_instant(self.windows[-1]) if self.windows else None,
+            "surprise_documents": self.surprise_documents,
+            "anomalies": len(self.anomalies),
+            "events": [
+                {
+                    "metric": e.metric,
+                    "percentile": e.percentile,
+                    "start": format_instant(e.start),
+                    "end": format_instant(e.end),
+                    "points": e.points,
+                    "severity": e.severity,
+                }
+                for e in self.events
+            ],
+            "dry_run": self.dry_run,
+        }
+
+
+def pending_windows(settings: Settings, last_done: datetime | None, now: datetime) -> list[datetime]:
+    """Complete window ends (end <= now - ingest delay, aligned to step) after `last_done`; the latest one only
+    when the job has never run."""
+    step = settings.surprise.step
+    latest = floor_instant(now - settings.source.ingest_delay, step)
+    if last_done is None:
+        return [latest]
+    return _aligned_range(last_done + step, latest, step)
+
+
+def run_once(
+    settings: Settings, client: EsClient, now: datetime, *, dry_run: bool = False, progress: Progress | None = None
+) -> RunResult:
+    """Process every complete window after the last one done, up to `now` (UTC), holding the job's lease."""
+    if dry_run:
+        ends = pending_windows(settings, state.read_last_window_end(client, settings), now)
+        return _process(settings, client, ends, dry_run=True, lease=None, progress=progress)[0]
+    lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
+    ends = pending_windows(settings, lease.last_window_end, now)
+    outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress)
+    state.release_lease(client, settings, latest or lease, now_utc())
+    return outcome
+
+
+def backfill(
+    settings: Settings, client: EsClient, start: datetime, end: datetime, *, progress: Progress | None = None
+) -> RunResult:
+    """Recompute every window ending in [start, end] (UTC, aligned to step), holding the job's lease."""
+    step = settings.surprise.step
+    first = floor_instant(start, step) + (step if floor_instant(start, step) < start else timedelta(0))
+    ends = _aligned_range(first, floor_instant(end, step), step)
+    if not ends:
+        raise ConfigError(f"no window ends between {format_instant(start)} and {format_instant(end)}")
+    lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
+    last = lease.last_window_end
+    # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.
+    record = last is None or ends[0] <= last + step
+    outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress, record=record)
+    state.release_lease(client, settings, latest or lease, now_utc())
+    return outcome
+
+
+def _process(
+    settings: Settings,
+    client: EsClient,
+    ends: Sequence[datetime],
+    *,
+    dry_run: bool,
+    lease: state.Lease | None,
+    progress: Progress | None,
+    record: bool = True,
+) -> tuple[RunResult, state.Lease | None]:
+    """Compute, write and threshold `ends` chunk by chunk; with a lease, record each chunk as done (if `record`).
+
+    If the run fails, the lease stays until it expires or its process is seen dead; the next run redoes the chunk.
+    """
+    if not ends:
+        return RunResult((), 0, (), (), dry_run), lease
+    metrics = resolve_metrics(client, settings)
+    written = 0
+    anomalies: dict[tuple[str, float, datetime], Anomaly] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(ends), CHUNK):
+            chunk = list(ends[start : start + CHUNK])
+            fresh = [
+                r for rs in pool.map(lambda t: compute_window_surprise(client, settings, metrics, t), chunk) for r in rs
+            ]
+            if not dry_run:
+                written += results.write_surprise(client, settings, fresh)
+            found = threshold_windows(settings, client, metrics, chunk[0], chunk[-1], fresh if dry_run else ())
+            if not dry_run:
+                results.write_anomalies(client, settings, found)
+            anomalies.update(((a.metric, a.percentile, a.window_end), a) for a in found)
+            if lease is not None:
+                latest = chunk[-1] if record else None
+                lease = state.record_progress(client, settings, lease, latest, now_utc())
+            if progress is not None:
+                progress(len(chunk))
+    ordered = tuple(sorted(anomalies.values(), key=lambda a: (a.window_end, a.metric, a.percentile)))
+    events = tuple(group_events(ordered, settings.surprise.step))
+    return RunResult(tuple(ends), written, ordered, events, dry_run), lease
+
+
+def threshold_windows(
+    settings: Settings,
+    client: EsClient,
+    metrics: Sequence[str],
+    first: datetime,
+    last: datetime,
+    unstored: Sequence[WindowSurprise] = (),
+) -> list[Anomaly]:
+    """The anomalies of every event with a point in [first, last] (UTC), from the stored percentile series.
+
+    The series is read from far enough back that each such event, and every point's threshold window, is whole:
+    the threshold window plus the shortest reportable event before `first`, or the start of an event already
+    running at `first - step`. So a run over a few windows writes exactly what one backfill over all would.
+    """
+    step, th = settings.surprise.step, settings.threshold
+    reach = th.window + math.ceil(th.min_duration / step)
+    running = results.read_anomalies(client, settings, first - step, first - step)
+    starts = [event_start(a.event_id) for a in running]
+    fetch_from = min([first - reach * step, *(s - th.window * step for s in starts)])
+    stored = results.read_surprise(client, settings, fetch_from, last, metrics)
+    series = [*stored, *unstored]
+    tops: dict[tuple[str, datetime], tuple[SeriesSurprise, ...]] = {
+        (r.metric, r.window_end): r.top_series for r in series
+    }
+    found: list[Anomaly] = []
+    for metric in metrics:
+        for p in settings.surprise.percentiles:
+            values = results.percentile_series(series, metric, p, fetch_from, last, step)
+            top = {end: top for (m, end), top in tops.items() if m == metric}
+            points = select_anomalies(metric, p, values, th, step, top)
+            touching = {a.event_id for a in points if a.window_end >= first}
+            found.extend(a for a in points if a.event_id in touching)
+    return found
+
+
+def event_start(event_id: str) -> datetime:
+    """The first window end of an event, from its id (`metric|p90|<start>`)."""
+    return parse_instant(event_id.rsplit("|", 1)[1])
+
+
+def _aligned_range(first: datetime, last: datetime, step: timedelta) -> list[datetime]:
+    count = (last - first) // step + 1 if last >= first else 0
+    return [first + k * step for k in range(count)]

@@ -1,0 +1,90 @@
+"""Ask Elasticsearch for one window's percentile surprise per metric and read the answer into WindowSurprise records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from atlas import es_client
+from atlas.clock import format_instant
+from atlas.errors import DataError, EsQueryRejected
+from atlas.es_client import EsClient
+from atlas.queries import MAX_SERIES, SurpriseRequest, build_source_summary, build_surprise_request
+from atlas.records import SeriesSurprise, WindowSurprise
+from atlas.settings import Settings
+
+
+def resolve_metrics(client: EsClient, settings: Settings) -> list[str]:
+    """The metrics to watch: as configured, the wide-form value fields' metrics, or every metric in the index."""
+    source = settings.source
+    if source.value_fields:
+        return list(source.value_fields)
+    if source.metrics:
+        return list(source.metrics)
+    response = es_client.search(client, source.index, build_source_summary(source))
+    found = [str(b["key"]) for b in response.get("aggregations", {}).get("groups", {}).get("buckets", [])]
+    if not found:
+        raise DataError(f"no metrics found in {source.index} (field {source.metric_field}); index data first")
+    return found
+
+
+def compute_window_surprise(
+    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
+) -> list[WindowSurprise]:
+    """The surprise of every metric for the window ending at `window_end` (UTC); metrics without a scored series
+    are left out."""
+    request = build_surprise_request(settings, metrics, window_end)
+    try:
+        response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
+    except EsQueryRejected as exc:
+        if "too_many_buckets" in str(exc):
+            raise EsQueryRejected(
+                f"the window ending {format_instant(window_end)} needs more buckets than the cluster's"
+                f" search.max_buckets allows ({len(metrics)} metrics x their series"
+                f" x {_buckets_per_series(settings)} buckets x 2):"
+                " watch fewer metrics per job, or raise search.max_buckets"
+            ) from exc
+        raise
+    return read_window_surprise(response, request, settings.surprise.percentiles)
+
+
+def read_window_surprise(
+    response: Mapping[str, Any], request: SurpriseRequest, percentiles: Sequence[float]
+) -> list[WindowSurprise]:
+    """The WindowSurprise of each metric in a (filter_path-trimmed) surprise response, in the request's order."""
+    aggs = response.get("aggregations", {})
+    results = []
+    for metric, key in request.metric_keys.items():
+        agg = aggs.get(key, {})
+        if agg.get("series", {}).get("sum_other_doc_count", 0):
+            raise DataError(f"metric {metric} has more than {MAX_SERIES} series in one window; split it by a filter")
+        count = int(agg.get("scored", {}).get("count", 0))
+        if count == 0:
+            continue
+        values = {float(p): v for p, v in agg.get("percentiles", {}).get("values", {}).items()}
+        top = tuple(
+            SeriesSurprise(series=str(b["key"]), surprise=float(b["window"]["value"]))
+            for b in agg.get("top", {}).get("buckets", [])
+            if b.get("window", {}).get("value") is not None
+        )
+        results.append(
+            WindowSurprise(
+                metric=metric,
+                window_start=request.window.start,
+                window_end=request.window.end,
+                percentiles={float(p): _as_float(values.get(float(p))) for p in percentiles},
+                series_count=count,
+                top_series=top,
+            )
+        )
+    return results
+
+
+def _as_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _buckets_per_series(settings: Settings) -> int:
+    s = settings.surprise
+    return s.window // s.interval + s.baseline_window

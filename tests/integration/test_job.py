@@ -1,0 +1,134 @@
+"""The detection job on the real node: run/backfill idempotence, replay byte for byte, a killed run redone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch, helpers
+
+from atlas import es_client, pipeline, simulate
+from atlas.indices import setup_indices
+from atlas.ingest import load
+from atlas.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+SPEC = simulate.SimulationSpec(metrics=2, queries=12, nodes=2, hours=160, scenario="none", seed=7, start=START)
+
+
+def settings_for(es_url: str, source_index: str, prefix: str) -> Settings:
+    overrides = {
+        "es.urls": [es_url],
+        "source.index": source_index,
+        "results.prefix": prefix,
+        "surprise.percentiles": [90, 99],
+        "surprise.mode": "last",
+    }
+    return load_settings(None, overrides)
+
+
+@pytest.fixture
+def source_index(es: Elasticsearch, es_url: str, index_name: str) -> str:
+    index = f"{index_name}-source"
+    settings = settings_for(es_url, index, index_name)
+    load.load_documents(
+        es_client.connect(settings.es),
+        settings.source,
+        index,
+        simulate.simulate_documents(SPEC),
+        extra_keywords=["node"],
+    )
+    return index
+
+
+def documents(es: Elasticsearch, index: str) -> dict[str, str]:
+    """Every document of an index as id -> its source's exact JSON text (key order as stored)."""
+    es.indices.refresh(index=index)
+    return {hit["_id"]: json.dumps(hit["_source"]) for hit in helpers.scan(es, index=index, size=5000)}
+
+
+def prepared(es_url: str, source_index: str, prefix: str) -> Settings:
+    settings = settings_for(es_url, source_index, prefix)
+    setup_indices(es_client.connect(settings.es), settings)
+    return settings
+
+
+def test_run_twice_writes_nothing_new_the_second_time(
+    es: Elasticsearch, es_url: str, source_index: str, index_name: str
+) -> None:
+    settings = prepared(es_url, source_index, index_name)
+    client = es_client.connect(settings.es)
+    at = START + timedelta(hours=100, minutes=10)
+    pipeline.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=96))
+    first = pipeline.run_once(settings, client, at)
+    before = documents(es, f"{index_name}-surprise")
+    second = pipeline.run_once(settings, client, at)
+    assert [t.hour for t in first.windows] == [1, 2, 3, 4]  # hours 97..100 after the backfill's last window, 96
+    assert (second.windows, second.surprise_documents) == ((), 0)
+    assert documents(es, f"{index_name}-surprise") == before
+
+
+def test_run_at_a_past_hour_reproduces_the_backfilled_documents(
+    es: Elasticsearch, es_url: str, source_index: str, index_name: str
+) -> None:
+    whole = prepared(es_url, source_index, f"{index_name}-a")
+    stepwise = prepared(es_url, source_index, f"{index_name}-b")
+    client = es_client.connect(whole.es)
+    pipeline.backfill(whole, client, START + timedelta(hours=50), START + timedelta(hours=150))
+    pipeline.backfill(stepwise, client, START + timedelta(hours=50), START + timedelta(hours=119))
+    for hour in range(120, 151):
+        pipeline.run_once(stepwise, client, START + timedelta(hours=hour, minutes=30))
+    for kind in ("surprise", "anomalies"):
+        assert documents(es, f"{index_name}-b-{kind}") == documents(es, f"{index_name}-a-{kind}"), kind
+    assert len(documents(es, f"{index_name}-a-surprise")) == 101 * 2
+
+
+def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
+    es: Elasticsearch, es_url: str, source_index: str, index_name: str, tmp_path: Path
+) -> None:
+    clean = prepared(es_url, source_index, f"{index_name}-clean")
+    killed = prepared(es_url, source_index, f"{index_name}-killed")
+    client = es_client.connect(clean.es)
+    first, last = START + timedelta(hours=48), START + timedelta(hours=159)
+    pipeline.backfill(clean, client, first, last)
+    config = tmp_path / "atlas.yml"
+    config.write_text(
+        f"es:\n  urls: [{es_url}]\nsource:\n  index: {source_index}\nresults:\n  prefix: {index_name}-killed\n"
+        "surprise:\n  percentiles: [90, 99]\n  mode: last\n"
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "atlas",
+        "--config",
+        str(config),
+        "backfill",
+        "--from",
+        first.isoformat(),
+        "--to",
+        last.isoformat(),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:  # kill it once it has recorded its first chunk
+        state = es.options(ignore_status=404).get(index=f"{index_name}-killed-state", id="default")
+        if state.body.get("found") and state.body["_source"].get("last_window_end"):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the backfill ended before it could be killed; make it longer"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    held = es.get(index=f"{index_name}-killed-state", id="default")["_source"]
+    assert held["lease_owner"] and held["last_window_end"] < last.strftime("%Y-%m-%dT%H:%M:%SZ")
+    pipeline.backfill(killed, client, first, last)  # takes over the dead process's lease
+    for kind in ("surprise", "anomalies"):
+        assert documents(es, f"{index_name}-killed-{kind}") == documents(es, f"{index_name}-clean-{kind}"), kind
