@@ -1,0 +1,100 @@
+"""Slow, obviously correct pure-Python surprise from raw documents: the test oracle the pipeline never imports."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from atlas.records import SeriesSurprise, WindowSurprise
+from atlas.settings import SurpriseSettings
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ReferenceWindow:
+    """One metric's window: the window surprise S(q, T) of every series that has one, and the summary record."""
+
+    series_surprise: Mapping[str, float]
+    result: WindowSurprise
+
+
+def reference_window(
+    docs: pd.DataFrame, settings: SurpriseSettings, window_end: datetime
+) -> dict[str, ReferenceWindow]:
+    """Every metric's window surprise for the window ending at `window_end` (UTC), from documents with columns
+    timestamp (tz-aware UTC), metric, series, value; metrics without a scored series are left out."""
+    window_start = window_end - settings.window
+    fetch_start = window_start - settings.baseline_window * settings.interval
+    score_from = window_start if settings.mode == "max" else window_end - settings.interval
+    in_range = docs[(docs["timestamp"] >= fetch_start) & (docs["timestamp"] < window_end)]
+    found: dict[str, ReferenceWindow] = {}
+    for metric, rows in sorted(in_range.groupby("metric"), key=lambda item: str(item[0])):
+        scores: dict[str, float] = {}
+        for series, points in rows.groupby("series"):
+            score = _window_surprise(_bucket_means(points, settings.interval), settings, score_from)
+            if score is not None:
+                scores[str(series)] = score
+        if not scores:
+            continue
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: settings.top_series]
+        result = WindowSurprise(
+            metric=str(metric),
+            window_start=window_start,
+            window_end=window_end,
+            percentiles={float(p): _exact_percentile(sorted(scores.values()), p) for p in settings.percentiles},
+            series_count=len(scores),
+            top_series=tuple(SeriesSurprise(name, value) for name, value in ranked),
+        )
+        found[str(metric)] = ReferenceWindow(scores, result)
+    return found
+
+
+def _bucket_means(points: pd.DataFrame, interval: timedelta) -> list[tuple[datetime, float]]:
+    """(bucket start, mean value) of the non-empty buckets, in time order; buckets align to the Unix epoch."""
+    buckets: dict[datetime, list[float]] = {}
+    for ts, value in zip(points["timestamp"], points["value"], strict=True):
+        moment = ts.to_pydatetime()
+        start = _EPOCH + ((moment - _EPOCH) // interval) * interval
+        buckets.setdefault(start, []).append(float(value))
+    return [(start, math.fsum(values) / len(values)) for start, values in sorted(buckets.items())]
+
+
+def _window_surprise(
+    buckets: list[tuple[datetime, float]], settings: SurpriseSettings, score_from: datetime
+) -> float | None:
+    best: float | None = None
+    for i, (start, x) in enumerate(buckets):
+        previous = [value for _, value in buckets[max(0, i - settings.baseline_window) : i]]
+        if start < score_from or not previous:
+            continue
+        mean = _plain_sum(previous) / len(previous)
+        surprise = abs(x - mean)
+        if settings.normalization == "zscore":
+            std = math.sqrt(_plain_sum([(v - mean) ** 2 for v in previous]) / len(previous))
+            surprise = surprise / std if std > 0 else math.nan
+        if math.isfinite(surprise) and (best is None or surprise > best):
+            best = surprise
+    return best
+
+
+def _plain_sum(values: list[float]) -> float:
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
+def _exact_percentile(ascending: list[float], percent: float) -> float | None:
+    """The value at index round-half-up(p / 100 * (n - 1)) of the sorted values, as Java's Math.round picks it."""
+    if not ascending:
+        return None
+    position = (percent / 100.0) * (len(ascending) - 1)
+    index = math.floor(position)
+    if position - index >= 0.5:
+        index += 1
+    return ascending[index]

@@ -1,0 +1,121 @@
+"""Elasticsearch's surprise numbers equal the pure-Python reference's, to 1e-9, on seeded data sets."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from elasticsearch import Elasticsearch
+
+from atlas import es_client
+from atlas.ingest import load
+from atlas.reference import reference_window
+from atlas.settings import Settings, load_settings
+from atlas.surprise import compute_window_surprise
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+HOURS = 84
+WINDOW_ENDS = [START + timedelta(hours=h) for h in (30, 49, 60, 71, 84)]
+
+
+def _frame(rows: list[tuple[int, int, str, float]], metric: str) -> pd.DataFrame:
+    """(hour, minute, series, value) rows of one metric as reference input."""
+    return pd.DataFrame(
+        {
+            "timestamp": [START + timedelta(hours=h, minutes=m) for h, m, _, _ in rows],
+            "metric": metric,
+            "series": [s for _, _, s, _ in rows],
+            "value": [float(v) for _, _, _, v in rows],
+        }
+    )
+
+
+def _noisy(
+    metric: str, seed: int, series: int = 15, level: float = 10.0, noise: float = 0.5
+) -> list[tuple[int, int, str, float]]:
+    rng = np.random.default_rng(seed)
+    return [
+        (h, m, f"q{s:02d}", level + s + rng.normal(0, noise))
+        for h in range(HOURS)
+        for s in range(series)
+        for m in (10, 40)  # two documents per hour: bucket averages matter
+    ]
+
+
+def datasets() -> pd.DataFrame:
+    rng = np.random.default_rng(42)
+    flat = _noisy("flat", 1, noise=0.01)
+    spike = [(h, m, s, v * 10 if (s, h) == ("q03", 80) else v) for h, m, s, v in _noisy("spike", 2)]
+    dip = [(h, m, s, 0.0 if (s, h) == ("q05", 70) else v) for h, m, s, v in _noisy("dip", 3)]
+    gaps = [row for row in _noisy("gaps", 4) if rng.random() > 0.25 and not (row[0] in (59, 60, 83) and row[2] < "q05")]
+    late = [row for row in _noisy("late", 5) if row[2] != "q07" or row[0] >= 76]
+    single = _noisy("single", 6, series=1)
+    six = _noisy("six", 9, series=6)  # p90 of 6 values sits at index 4.5: Java rounds half up, to 5
+    lognormal = [(h, m, s, float(np.exp(rng.normal(3, 1)))) for h, m, s, _ in _noisy("lognormal", 7)]
+    equal = [(h, m, s, 5.0) for h, m, s, _ in _noisy("equal", 8)]
+    named = {"flat": flat, "spike": spike, "dip": dip, "gaps": gaps, "late": late, "single": single, "six": six}
+    named |= {"lognormal": lognormal, "equal": equal}
+    return pd.concat([_frame(rows, name) for name, rows in named.items()], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def indexed(es: Elasticsearch, es_url: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    index = f"atlas-test-{uuid.uuid4().hex[:12]}-parity"
+    frame = datasets()
+    settings = load_settings(None, {"es.urls": [es_url], "source.index": index})
+    docs = (
+        {"@timestamp": ts.isoformat(), "metric": metric, "query": series, "node": "n0", "value": value}
+        for ts, metric, series, value in frame.itertuples(index=False)
+    )
+    load.load_documents(es_client.connect(settings.es), settings.source, index, docs, extra_keywords=["node"])
+    yield index, frame
+    es.indices.delete(index=index)
+
+
+CASES = list(itertools.product(["max", "last"], ["none", "zscore"], [[90.0], [90.0, 99.0]]))
+
+
+@pytest.mark.parametrize(("mode", "normalization", "percentiles"), CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_elasticsearch_equals_reference(
+    indexed: tuple[str, pd.DataFrame], es_url: str, mode: str, normalization: str, percentiles: list[float]
+) -> None:
+    index, frame = indexed
+    settings: Settings = load_settings(
+        None,
+        {
+            "es.urls": [es_url],
+            "source.index": index,
+            "surprise.mode": mode,
+            "surprise.normalization": normalization,
+            "surprise.percentiles": percentiles,
+            "surprise.top_series": 1000,  # every series, so that each one's window surprise is compared
+        },
+    )
+    metrics = sorted(frame["metric"].unique())
+    client = es_client.connect(settings.es)
+    compared = 0
+    for end in WINDOW_ENDS:
+        got = {r.metric: r for r in compute_window_surprise(client, settings, metrics, end)}
+        want = reference_window(frame, settings.surprise, end)
+        assert sorted(got) == sorted(want), end
+        for metric, expected in want.items():
+            actual = got[metric]
+            assert actual.series_count == expected.result.series_count, (metric, end)
+            assert [s.series for s in actual.top_series] == [s.series for s in expected.result.top_series], (
+                metric,
+                end,
+            )
+            assert {s.series: s.surprise for s in actual.top_series} == pytest.approx(
+                dict(expected.series_surprise), rel=1e-9, abs=1e-12
+            ), (metric, end)
+            assert dict(actual.percentiles) == pytest.approx(dict(expected.result.percentiles), rel=1e-9), (metric, end)
+            compared += 1
+    # zscore leaves out "equal" (std 0 everywhere); every other metric is scored in every window
+    assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization == "zscore"))
