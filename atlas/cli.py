@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from atlas import embedded, es_client, indices, listing, pipeline, results, simulate
+from atlas import demo, embedded, es_client, evaluate, indices, listing, pipeline, results, simulate
 from atlas.clock import floor_instant, now_utc, parse_instant
 from atlas.errors import AtlasError, ConfigError
 from atlas.ingest import csv_file, load
@@ -312,6 +312,43 @@ def anomalies_command(obj: CliContext, start: str | None, end: str | None, fmt: 
         echo_json(rows)
     else:
         click.echo(listing.format_table(rows) if fmt == "table" else listing.format_csv(rows), nl=False)
+
+
+@cli.command("evaluate")
+@click.option("--truth", required=True, type=click.Path(path_type=Path, dir_okay=False), help="start,end[,metric] CSV")
+@click.option("--from", "start", default="1970-01-01T00:00:00Z", help="first window end (ISO-8601, UTC)")
+@click.option("--to", "end", help="last window end (ISO-8601, UTC) [default: now]")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+def evaluate_command(obj: CliContext, truth: Path, start: str, end: str | None, fmt: str) -> None:
+    """Precision, recall and F1 of the stored anomalies against labelled intervals."""
+    settings = obj.settings()
+    intervals = evaluate.read_truth(truth)
+    client = es_client.connect(settings.es)
+    scores = pipeline.evaluate_job(settings, client, intervals, parse_at(start, "--from"), parse_at(end, "--to"))
+    if fmt == "json":
+        echo_json(evaluate.evaluation_json(scores))
+    else:
+        click.echo(evaluate.format_evaluation(scores), nl=False)
+
+
+@cli.command("demo")
+@click.option("--queries", default=50, show_default=True, help="series per metric of the simulated data")
+@click.option("--nodes", default=2, show_default=True, help="simulated nodes (documents per series and hour)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("atlas-demo"), show_default=True)
+@click.pass_obj
+def demo_command(obj: CliContext, queries: int, nodes: int, seed: int, out: Path) -> None:
+    """Everything end to end on the embedded Elasticsearch: simulate, backfill, evaluate, list anomalies."""
+    status, _ = embedded.start_cluster(
+        data_dir=embedded.default_home() / "es", dist_dir=embedded.default_home() / "dist"
+    )
+    settings = demo.demo_settings(status.url, obj.config)
+    spec = simulate.SimulationSpec(metrics=5, queries=queries, nodes=nodes, hours=600, seed=seed)
+    result = demo.run_demo(settings, spec, out, progress_bar)
+    click.echo(evaluate.format_evaluation(result.scores))
+    click.echo(listing.format_table(result.events), nl=False)
+    log.info("demo indices %s and %s-*; truth %s", demo.DEMO_INDEX, demo.DEMO_PREFIX, result.truth_path)
 
 
 def main() -> None:

@@ -223,3 +223,10 @@ def put_document(
     if body.get("status") == 409 or "error" in body:
         return None
     return StoredDocument(dict(source), int(body["_seq_no"]), int(body["_primary_term"]))
+
+
+def delete_index(client: EsClient, index: str) -> bool:
+    """Delete one concrete index; False when it did not exist."""
+    with translated_errors(client, f"deleting index {index}"):
+        response = client.options(ignore_status=404).indices.delete(index=index)
+    return response.meta.status != 404

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from atlas import results, state
+from atlas import evaluate, results, state
 from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
-from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, WindowSurprise
+from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
 from atlas.surprise import compute_window_surprise, resolve_metrics
 from atlas.threshold import group_events, select_anomalies
@@ -171,6 +171,18 @@ def threshold_windows(
             touching = {a.event_id for a in points if a.window_end >= first}
             found.extend(a for a in points if a.event_id in touching)
     return found
+
+
+def evaluate_job(
+    settings: Settings, client: EsClient, truth: Sequence[TruthInterval], start: datetime, end: datetime
+) -> dict[str, evaluate.Scores]:
+    """Score the job's stored anomalies with window ends in [start, end] (UTC) against labelled intervals; the
+    evaluated steps of each metric are the window ends it has a surprise document for."""
+    steps: dict[str, list[datetime]] = {}
+    for stored in results.read_surprise(client, settings, start, end):
+        steps.setdefault(stored.metric, []).append(stored.window_end)
+    found = results.read_anomalies(client, settings, start, end)
+    return evaluate.evaluate(truth, found, steps, settings.surprise.step)
 
 
 def event_start(event_id: str) -> datetime:
