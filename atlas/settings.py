@@ -66,7 +66,7 @@ class SourceSettings:
 class SurpriseSettings:
     interval: timedelta = setting(timedelta(hours=1), "bucket size of each series (date_histogram fixed_interval)")
     baseline_window: int = setting(24, "buckets in the trailing baseline mean (current bucket excluded)")
-    season: timedelta | None = setting(None, "seasonal baseline: compare with the value one season earlier")
+    season: timedelta | None = setting(None, "seasonal baseline (not implemented yet: must stay null)")
     window: timedelta = setting(timedelta(hours=24), "length of the window whose surprise is scored")
     step: timedelta = setting(timedelta(hours=1), "how far consecutive windows slide; window ends align to it")
     mode: Literal["max", "last"] = setting("max", "window surprise: max over the window, or its last bucket")
@@ -265,8 +265,9 @@ def _validate(s: Settings) -> None:
         _require(getattr(sp, key) > timedelta(0), f"surprise.{key}: must be positive")
     _require(sp.window % sp.interval == timedelta(0), "surprise.window: must be a multiple of surprise.interval")
     _require(sp.step % sp.interval == timedelta(0), "surprise.step: must be a multiple of surprise.interval")
+    # Accepting it and computing without it would be worse than refusing: say so at load.
     _require(
-        sp.season is None or sp.season % sp.interval == timedelta(0), "surprise.season: must be a multiple of interval"
+        sp.season is None, "surprise.season: the seasonal baseline (serial_diff) is not implemented yet; remove it"
     )
     _require(sp.baseline_window >= 1, "surprise.baseline_window: must be >= 1")
     _require(bool(sp.percentiles), "surprise.percentiles: give at least one percentile")
