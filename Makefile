@@ -13,11 +13,8 @@ $(BIN)/atlas: pyproject.toml
 
 venv: $(BIN)/atlas
 
-# Until the detection job lands, the demo ends after the simulated data is indexed.
 demo: venv
-	$(BIN)/atlas es start
-	$(BIN)/atlas setup
-	$(BIN)/atlas simulate --scenario blog --truth truth.csv
+	$(BIN)/atlas demo
 
 lint: venv
 	$(BIN)/ruff check atlas tests
