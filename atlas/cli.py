@@ -16,7 +16,7 @@ import click
 
 from atlas import demo, embedded, es_client, evaluate, indices, listing, pipeline, results, simulate
 from atlas.clock import floor_instant, now_utc, parse_instant
-from atlas.errors import AtlasError, ConfigError
+from atlas.errors import AtlasError, ConfigError, OutputError
 from atlas.ingest import csv_file, load
 from atlas.queries import build_surprise_request
 from atlas.settings import Settings, effective_settings, load_settings, render_config_file
@@ -279,7 +279,11 @@ def run_command(obj: CliContext, at: str | None, dry_run: bool) -> None:
     """The hourly job: every complete window since the last one done, write-back, threshold."""
     settings = obj.settings()
     client = es_client.connect(settings.es)
-    echo_json(pipeline.run_once(settings, client, parse_at(at), dry_run=dry_run).summary())
+    result = pipeline.run_once(settings, client, parse_at(at), dry_run=dry_run)
+    echo_json(result.summary())
+    failed = [f"{d.channel} ({d.metric}): {d.reason}" for d in result.deliveries if not d.sent]
+    if failed:  # the results are written; only notifications failed
+        raise OutputError("notifications failed: " + "; ".join(failed))
 
 
 @cli.command("backfill")

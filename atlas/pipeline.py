@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from atlas import evaluate, results, state
 from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
+from atlas.outputs import notify
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
 from atlas.surprise import compute_window_surprise, resolve_metrics
@@ -31,6 +33,7 @@ class RunResult:
     anomalies: tuple[Anomaly, ...]
     events: tuple[AnomalyEvent, ...]
     dry_run: bool
+    deliveries: tuple[notify.Delivery, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts, the window range and the events (UTC ISO-8601)."""
@@ -52,6 +55,9 @@ class RunResult:
                 for e in self.events
             ],
             "dry_run": self.dry_run,
+            "notifications": [
+                {"channel": d.channel, "metric": d.metric, "sent": d.sent, "reason": d.reason} for d in self.deliveries
+            ],
         }
 
 
@@ -75,8 +81,25 @@ def run_once(
     lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
     ends = pending_windows(settings, lease.last_window_end, now)
     outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress)
-    state.release_lease(client, settings, latest or lease, now_utc())
-    return outcome
+    lease = latest or lease
+    deliveries, lease = _notify(settings, client, outcome, lease, now)
+    state.release_lease(client, settings, lease, now_utc())
+    return dataclasses.replace(outcome, deliveries=tuple(deliveries))
+
+
+def _notify(
+    settings: Settings, client: EsClient, outcome: RunResult, lease: state.Lease, now: datetime
+) -> tuple[list[notify.Delivery], state.Lease]:
+    """Send the run's events not sent within `alerts.realert`; record those that reached at least one channel."""
+    realert = settings.alerts.realert
+    fresh = notify.select_unsent(outcome.events, state.sent_events(lease), now, realert)
+    notes = notify.build_notifications(fresh, outcome.anomalies, settings.results.job)
+    deliveries = notify.send_notifications(notes, settings.alerts)
+    delivered = {d.metric for d in deliveries if d.sent}
+    sent_ids = [e for n in notes if n.metric in delivered for e in n.event_ids]
+    if sent_ids:
+        lease = state.record_sent(client, settings, lease, sent_ids, now, keep=realert)
+    return deliveries, lease
 
 
 def backfill(

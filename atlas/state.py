@@ -80,12 +80,31 @@ def record_progress(
     )
 
 
+def sent_events(lease: Lease) -> dict[str, datetime]:
+    """When each recently notified event was sent (UTC), from the state document."""
+    sent: dict[str, datetime] = {}
+    for entry in lease.stored.source.get("notified_events") or []:
+        when, _, event_id = str(entry).partition("|")
+        sent[event_id] = parse_instant(when)
+    return sent
+
+
+def record_sent(
+    client: EsClient, settings: Settings, lease: Lease, event_ids: list[str], now: datetime, keep: timedelta
+) -> Lease:
+    """Add events sent at `now` to the state document, forgetting sends older than `keep`."""
+    sent = {e: t for e, t in sent_events(lease).items() if now - t < keep}
+    sent.update(dict.fromkeys(event_ids, now))
+    entries = [f"{format_instant(t)}|{e}" for e, t in sorted(sent.items(), key=lambda kv: (kv[1], kv[0]))]
+    return _rewrite(client, settings, lease, notified_events=entries)
+
+
 def release_lease(client: EsClient, settings: Settings, lease: Lease, now: datetime) -> None:
     """Give the lease back so that the next run need not wait for it to expire."""
     _rewrite(client, settings, lease, lease_owner=None, lease_until=None, updated_at=format_instant(now))
 
 
-def _rewrite(client: EsClient, settings: Settings, lease: Lease, **changes: str | None) -> Lease:
+def _rewrite(client: EsClient, settings: Settings, lease: Lease, **changes: str | list[str] | None) -> Lease:
     index = result_indices(settings.results).state
     source = {**lease.stored.source, **changes}
     written = es_client.put_document(client, index, lease.job, source, lease.stored)

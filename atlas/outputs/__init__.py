@@ -1,0 +1,1 @@
+"""Where results leave atlas besides the result indices: notifications, watches, dashboards, reports."""
