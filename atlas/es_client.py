@@ -206,7 +206,7 @@ def get_document(client: EsClient, index: str, doc_id: str) -> StoredDocument | 
 def put_document(
     client: EsClient, index: str, doc_id: str, source: Mapping[str, Any], expected: StoredDocument | None
 ) -> StoredDocument | None:
-    """Write a document only if it is unchanged since `expected` was read (absent when None), refreshing.
+    """Write a document only if it is unchanged since `expected` was read (absent when None); GET sees it at once.
 
     Returns the written document, or None when someone else wrote it first (a version conflict).
     """
@@ -216,9 +216,7 @@ def put_document(
         else {"if_seq_no": expected.seq_no, "if_primary_term": expected.primary_term}
     )
     with translated_errors(client, f"writing {doc_id} to {index}"):
-        response = client.options(ignore_status=409).index(
-            index=index, id=doc_id, document=dict(source), refresh="wait_for", **guard
-        )
+        response = client.options(ignore_status=409).index(index=index, id=doc_id, document=dict(source), **guard)
     body = response.body
     if body.get("status") == 409 or "error" in body:
         return None
@@ -230,3 +228,9 @@ def delete_index(client: EsClient, index: str) -> bool:
     with translated_errors(client, f"deleting index {index}"):
         response = client.options(ignore_status=404).indices.delete(index=index)
     return response.meta.status != 404
+
+
+def put_watch(client: EsClient, watch_id: str, watch: Mapping[str, Any]) -> None:
+    """Create or replace a Watcher watch (PUT _watcher/watch/<id>)."""
+    with translated_errors(client, f"installing watch {watch_id}"):
+        client.watcher.put_watch(id=watch_id, body=dict(watch))

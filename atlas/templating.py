@@ -74,14 +74,19 @@ def template_source(name: str) -> str:
     return env.loader.get_source(env, name)[0]
 
 
-def render_json(name: str, **variables: Any) -> dict[str, Any]:
-    """Render template `name` with `variables`, parse the result as JSON and return the object."""
+def render_text(name: str, **variables: Any) -> str:
+    """Render template `name` with `variables` as plain text (for text that is not JSON, like Mustache messages)."""
     try:
-        text = environment().get_template(name).render(**variables)
+        return environment().get_template(name).render(**variables)
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(f"template {name} not found in {', '.join(map(str, template_dirs()))}") from exc
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{name}: {exc.message}") from exc
+
+
+def render_json(name: str, **variables: Any) -> dict[str, Any]:
+    """Render template `name` with `variables`, parse the result as JSON and return the object."""
+    text = render_text(name, **variables)
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -1,0 +1,152 @@
+"""Watcher watches from watches/: render, install, and dry-run them against a cluster that may lack Watcher."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from atlas import es_client
+from atlas.clock import format_duration, format_instant
+from atlas.errors import EsQueryRejected, OutputError
+from atlas.es_client import EsClient
+from atlas.indices import percentile_field, result_indices
+from atlas.outputs.mustache import render_mustache
+from atlas.settings import Settings
+from atlas.templating import render_json, render_text
+
+# Watcher renders the search body with Mustache at each trigger; `||-7h` is Elasticsearch date math on top of it.
+_SCHEDULED = "{{ctx.trigger.scheduled_time}}"
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """A watch executed without Watcher: whether its condition held on the live answer, and its rendered actions."""
+
+    watch_id: str
+    condition_met: bool
+    flagged_metrics: int
+    actions: dict[str, str]
+    payload: dict[str, Any]
+
+
+def watch_id(settings: Settings) -> str:
+    """The id of the job's watch: `atlas-<job>`."""
+    return f"atlas-{settings.results.job}"
+
+
+def build_watch(settings: Settings) -> dict[str, Any]:
+    """The job's watch: the threshold stage computed by Elasticsearch from the surprise index, with its alerts."""
+    step, th = settings.surprise.step, settings.threshold
+    reach = format_duration((th.window + 1) * step)
+    return render_json(
+        "anomaly.json.j2",
+        job=settings.results.job,
+        interval=format_duration(step),
+        index=result_indices(settings.results).surprise,
+        range_from=f"{_SCHEDULED}||-{reach}",
+        range_to=_SCHEDULED,
+        metric_aggs=_metric_aggs(settings),
+        throttle_period=format_duration(settings.alerts.realert),
+        actions=_actions(settings),
+    )
+
+
+def write_watches(settings: Settings, out_dir: Path) -> list[Path]:
+    """Write each watch as `<id>.json` (sorted keys, 2-space indent, final newline) into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{watch_id(settings)}.json"
+    path.write_text(json.dumps(build_watch(settings), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return [path]
+
+
+def install_watch(client: EsClient, settings: Settings) -> str:
+    """PUT the job's watch into Elasticsearch; a clear OutputError when the cluster has no Watcher."""
+    wid = watch_id(settings)
+    try:
+        es_client.put_watch(client, wid, build_watch(settings))
+    except EsQueryRejected as exc:
+        text = str(exc)
+        if any(hint in text for hint in ("no handler found", "invalid_index_name", "license", "_watcher", "405")):
+            raise OutputError(
+                "this cluster has no Watcher (x-pack watcher is not installed, disabled, or the licence is Basic):"
+                f" use atlas run's built-in alerts instead ({text})"
+            ) from exc
+        raise
+    return wid
+
+
+def execute_dry_run(client: EsClient, settings: Settings, scheduled: datetime) -> DryRun:
+    """Run the watch's search on the live cluster as if triggered at `scheduled` (UTC), evaluate its condition
+    and render its actions' text; nothing is sent."""
+    watch = build_watch(settings)
+    ctx = {"trigger": {"scheduled_time": format_instant(scheduled)}, "watch_id": watch_id(settings)}
+    request = json.loads(render_mustache(json.dumps(watch["input"]["search"]["request"]), {"ctx": ctx}))
+    payload = es_client.search(client, ",".join(request["indices"]), request["body"])
+    context = {"ctx": {**ctx, "payload": payload, "execution_time": format_instant(scheduled)}}
+    met = all(_compare(context, path, rule) for path, rule in watch["condition"]["compare"].items())
+    actions = {}
+    if met:
+        for name, action in watch["actions"].items():
+            body = action.get("slack", {}).get("message", {}).get("text") or action["email"]["body"]["text"]
+            actions[name] = render_mustache(body, context)
+    count = payload.get("aggregations", {}).get("flagged_metrics", {}).get("count", 0)
+    return DryRun(watch_id(settings), met, int(count), actions, payload)
+
+
+def _metric_aggs(settings: Settings) -> dict[str, Any]:
+    step, th = settings.surprise.step, settings.threshold
+    aggs: dict[str, Any] = {}
+    for p in settings.surprise.percentiles:
+        aggs[f"points_{percentile_field(p)}"] = render_json(
+            "percentile_points.json.j2",
+            field=percentile_field(p),
+            interval=format_duration(step),
+            window=th.window,
+            sigmas=th.sigmas,
+            levels=[th.sigmas, *th.levels[1:]],
+        )
+    counts = {
+        f"n_{percentile_field(p)}": f"points_{percentile_field(p)}._bucket_count" for p in settings.surprise.percentiles
+    }
+    aggs["keep"] = {
+        "bucket_selector": {"buckets_path": counts, "script": " + ".join(f"params.{n}" for n in counts) + " > 0"}
+    }
+    return aggs
+
+
+def _actions(settings: Settings) -> dict[str, Any]:
+    alerts = settings.alerts
+    keys = [(f"points_{percentile_field(p)}", f"p{p:g}") for p in settings.surprise.percentiles]
+    text = render_text("alert_text.txt.j2", job=settings.results.job, percentiles=keys)
+    throttle = format_duration(alerts.realert)
+    actions: dict[str, Any] = {}
+    if alerts.watcher_slack_account:
+        actions["slack"] = render_json(
+            "slack_action.json.j2", account=alerts.watcher_slack_account, text=text, throttle_period=throttle
+        )
+    if alerts.watcher_email_account and alerts.email_to:
+        subject = f"[atlas] job {settings.results.job}: metrics above their threshold"
+        actions["email"] = render_json(
+            "email_action.json.j2",
+            account=alerts.watcher_email_account,
+            to=list(alerts.email_to),
+            subject=subject,
+            text=text,
+            throttle_period=throttle,
+        )
+    return actions
+
+
+def _compare(context: dict[str, Any], path: str, rule: dict[str, Any]) -> bool:
+    """Watcher's `compare` condition for the operators atlas emits (gt, gte, lt, lte, eq)."""
+    value: Any = context
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    ((op, expected),) = rule.items()
+    if value is None:
+        return False
+    checks = {"gt": value > expected, "gte": value >= expected, "lt": value < expected, "lte": value <= expected}
+    return bool(checks.get(op, value == expected))

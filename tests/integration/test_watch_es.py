@@ -1,0 +1,67 @@
+"""The watch on the real node: for every window end its search and condition flag exactly what the Python
+threshold stage flags; its text names those points; and the node (no Watcher) gets a clear install error."""
+
+from __future__ import annotations
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from atlas import es_client
+from atlas.errors import OutputError
+from atlas.indices import percentile_field
+from atlas.outputs.watch import execute_dry_run, install_watch
+from atlas.settings import Settings, load_settings
+from tests.surprise_series import PERCENTILES, flagged_by_python, index_series, sample_series, window_ends
+
+pytestmark = pytest.mark.integration
+
+
+def settings_for(es_url: str, prefix: str, window: int, sigmas: float) -> Settings:
+    overrides = {
+        "es.urls": [es_url],
+        "results.prefix": prefix,
+        "surprise.percentiles": list(PERCENTILES),
+        "threshold.window": window,
+        "threshold.sigmas": sigmas,
+        "threshold.levels": [sigmas, sigmas + 1, sigmas + 2],
+        "alerts.watcher_slack_account": "ops",
+    }
+    return load_settings(None, overrides)
+
+
+@pytest.mark.parametrize(("window", "sigmas"), [(6, 3.0), (4, 2.0)], ids=["window6-sigmas3", "window4-sigmas2"])
+def test_watch_flags_what_the_threshold_stage_flags(
+    es: Elasticsearch, es_url: str, index_name: str, window: int, sigmas: float
+) -> None:
+    settings = settings_for(es_url, index_name, window, sigmas)
+    values = sample_series()
+    index_series(es, f"{index_name}-surprise", values)
+    expected = flagged_by_python(values, settings.threshold)
+    client = es_client.connect(settings.es)
+    flagged_somewhere = 0
+    for end in window_ends():
+        t = end.to_pydatetime()
+        run = execute_dry_run(client, settings, t)
+        got = {
+            (bucket["key"], p)
+            for bucket in run.payload["aggregations"]["metrics"]["buckets"]
+            for p in PERCENTILES
+            for point in bucket[f"points_{percentile_field(p)}"]["buckets"]
+            if point["key"] == int(t.timestamp() * 1000)
+        }
+        assert got == expected[t], t
+        assert run.condition_met == bool(expected[t]), t
+        if expected[t]:
+            flagged_somewhere += 1
+            text = run.actions["slack"]
+            for metric, p in expected[t]:
+                assert f"metric {metric}:" in text and f"p{p:g} " in text
+        else:
+            assert run.actions == {}
+    assert flagged_somewhere >= 4  # the spikes and the rise after the flat stretch
+
+
+def test_install_says_the_cluster_has_no_watcher(es_url: str, index_name: str) -> None:
+    settings = settings_for(es_url, index_name, 6, 3.0)
+    with pytest.raises(OutputError, match="this cluster has no Watcher"):
+        install_watch(es_client.connect(settings.es), settings)

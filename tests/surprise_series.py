@@ -1,0 +1,74 @@
+"""Hand-built percentile series stored as surprise documents, for the tests of what reads the surprise index."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from elasticsearch import Elasticsearch, helpers
+
+from atlas.indices import percentile_field, surprise_mapping
+from atlas.settings import ThresholdSettings
+from atlas.threshold import threshold_points
+
+START = datetime(2024, 2, 1, tzinfo=UTC)
+HOURS = 80
+PERCENTILES = (90.0, 99.0)
+Key = tuple[str, float]
+
+
+def series_values(seed: int, scale: float = 1.0) -> np.ndarray:
+    """Noise with spikes of several sizes, a flat stretch (std 0: any rise is anomalous) and a missing point."""
+    rng = np.random.default_rng(seed)
+    values = 10 + rng.normal(0, 1, HOURS)
+    values[[20, 33, 34, 50]] += [30, 8, 25, 5]
+    values[60:68] = 7.0
+    values[68] = 7.5
+    values[42] = math.nan  # no document: the next windows' thresholds are not full
+    return values * scale
+
+
+def sample_series() -> dict[Key, np.ndarray]:
+    return {
+        ("cpu", 90.0): series_values(1),
+        ("cpu", 99.0): series_values(2),
+        ("mem", 90.0): series_values(3),
+        ("mem", 99.0): series_values(4, scale=3.0),
+    }
+
+
+def window_ends() -> pd.DatetimeIndex:
+    return pd.date_range(START, periods=HOURS, freq="h", tz="UTC")
+
+
+def index_series(es: Elasticsearch, index: str, values: dict[Key, np.ndarray], job: str = "default") -> None:
+    """One surprise document per metric and hour (a percentile left out where its value is NaN)."""
+    es.indices.create(index=index, mappings=surprise_mapping(PERCENTILES))
+    docs = []
+    for metric in sorted({m for m, _ in values}):
+        for h in range(HOURS):
+            end = START + timedelta(hours=h)
+            doc = {
+                "job": job,
+                "metric": metric,
+                "window_end": end.isoformat(),
+                "series_count": 10,
+                "top_series": [{"series": f"q{h % 7}", "surprise": 1.5 * h}],
+            }
+            for (m, p), series in values.items():
+                if m == metric and not math.isnan(series[h]):
+                    doc[percentile_field(p)] = float(series[h])
+            docs.append({"_index": index, "_source": doc})
+    helpers.bulk(es, docs, refresh=True)
+
+
+def flagged_by_python(values: dict[Key, np.ndarray], settings: ThresholdSettings) -> dict[datetime, set[Key]]:
+    """For each window end, the (metric, percentile) series the Python threshold stage flags there."""
+    flagged: dict[datetime, set[Key]] = {t.to_pydatetime(): set() for t in window_ends()}
+    for key, raw in values.items():
+        for point in threshold_points(pd.Series(raw, index=window_ends()), settings):
+            if point.is_anomalous:
+                flagged[point.window_end].add(key)
+    return flagged
