@@ -25,8 +25,8 @@ class Recorded:
 
 
 @contextmanager
-def http_server(status: int = 200) -> Iterator[tuple[str, Recorded]]:
-    """An HTTP server on 127.0.0.1 that records each POST (path, headers, JSON body) and answers `status`."""
+def http_server(status: int = 200, reply: bytes = b"ok") -> Iterator[tuple[str, Recorded]]:
+    """An HTTP server on 127.0.0.1 that records each POST (path, headers, body) and answers `status` and `reply`."""
     seen = Recorded()
 
     class Handler(BaseHTTPRequestHandler):
@@ -35,7 +35,7 @@ def http_server(status: int = 200) -> Iterator[tuple[str, Recorded]]:
             seen.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             self.send_response(status)
             self.end_headers()
-            self.wfile.write(b"ok" if status < 400 else b"error")
+            self.wfile.write(reply if status < 400 else b"error")
 
         def log_message(self, *args: Any) -> None:
             pass
