@@ -18,12 +18,16 @@ class ResultIndices:
     surprise: str
     anomalies: str
     state: str
+    truth: str
 
 
 def result_indices(results: ResultsSettings) -> ResultIndices:
     """The names of the three result indices for this configuration."""
     return ResultIndices(
-        surprise=f"{results.prefix}-surprise", anomalies=f"{results.prefix}-anomalies", state=f"{results.prefix}-state"
+        surprise=f"{results.prefix}-surprise",
+        anomalies=f"{results.prefix}-anomalies",
+        state=f"{results.prefix}-state",
+        truth=f"{results.prefix}-truth",
     )
 
 
@@ -93,6 +97,11 @@ def state_mapping() -> dict[str, Any]:
             ("updated_at", Date()),
         ]
     )
+
+
+def truth_mapping() -> dict[str, Any]:
+    """One document per labelled step and metric, for the Kibana chart of known disruptions."""
+    return _strict([("job", Keyword()), ("time", Date()), ("metric", Keyword()), ("disrupted", Integer())])
 
 
 def source_mapping(source: SourceSettings, extra_keywords: Iterable[str] = ()) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from atlas import evaluate, results, state
 from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
-from atlas.outputs import notify
+from atlas.outputs import notify, report
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
 from atlas.surprise import compute_window_surprise, resolve_metrics
-from atlas.threshold import group_events, select_anomalies
+from atlas.threshold import group_events, select_anomalies, threshold_points
 
 CHUNK = 24  # windows computed, written and recorded as done together
 Progress = Callable[[int], None]
@@ -216,3 +216,23 @@ def event_start(event_id: str) -> datetime:
 def _aligned_range(first: datetime, last: datetime, step: timedelta) -> list[datetime]:
     count = (last - first) // step + 1 if last >= first else 0
     return [first + k * step for k in range(count)]
+
+
+def report_data(
+    settings: Settings, client: EsClient, start: datetime, end: datetime, truth: Sequence[TruthInterval] = ()
+) -> report.ReportData:
+    """The stored percentile series of window ends in [start, end] (UTC), scored by the threshold stage, with the
+    stored anomalies and their events, ready for the report."""
+    step = settings.surprise.step
+    stored = results.read_surprise(client, settings, start, end)
+    metrics = sorted({r.metric for r in stored})
+    charts = tuple(
+        report.ReportChart(
+            m, p, tuple(threshold_points(results.percentile_series(stored, m, p, start, end, step), settings.threshold))
+        )
+        for m in metrics
+        for p in settings.surprise.percentiles
+    )
+    found = results.read_anomalies(client, settings, start, end)
+    events = tuple(group_events(found, step))
+    return report.ReportData(settings.results.job, now_utc(), charts, events, tuple(found), tuple(truth))

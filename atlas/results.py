@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from atlas import es_client
-from atlas.clock import format_instant, parse_instant
+from atlas.clock import floor_instant, format_instant, parse_instant
 from atlas.es_client import EsClient
-from atlas.indices import percentile_field, result_indices
-from atlas.records import Anomaly, SeriesSurprise, WindowSurprise
+from atlas.indices import percentile_field, result_indices, truth_mapping
+from atlas.records import Anomaly, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
 
 _PAGE = 10_000
@@ -78,6 +78,32 @@ def write_anomalies(client: EsClient, settings: Settings, anomalies: Iterable[An
     job = settings.results.job
     docs = ({"_id": anomaly_id(job, a), "_source": anomaly_document(job, a)} for a in anomalies)
     return es_client.bulk_index(client, result_indices(settings.results).anomalies, docs).indexed
+
+
+def write_truth(
+    client: EsClient, settings: Settings, truth: Sequence[TruthInterval], metrics: Sequence[str], step: timedelta
+) -> int:
+    """Index the labelled steps (window ends T whose [T - step, T) overlaps an interval) per metric, replacing the
+    job's earlier truth; returns how many documents."""
+    index, job = result_indices(settings.results).truth, settings.results.job
+    es_client.create_index(client, index, {"mappings": truth_mapping()})
+    es_client.delete_by_query(client, index, {"term": {"job": job}})
+    labelled: set[tuple[str, datetime]] = set()
+    for interval in truth:
+        first = floor_instant(interval.start, step) + step
+        for metric in [interval.metric] if interval.metric else metrics:
+            t = first
+            while t - step < interval.end:
+                labelled.add((metric, t))
+                t += step
+    docs = (
+        {
+            "_id": f"{job}|{m}|{format_instant(t)}",
+            "_source": {"job": job, "time": format_instant(t), "metric": m, "disrupted": 1},
+        }
+        for m, t in sorted(labelled)
+    )
+    return es_client.bulk_index(client, index, docs).indexed
 
 
 def read_surprise(

@@ -37,16 +37,10 @@ def _number(value: float) -> str:
     return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
 
 
-def timelion_expressions(
-    settings: Settings, metric: str | None = None, metrics: list[str] | None = None
-) -> list[TimelionChart]:
-    """One chart per metric (all of `metrics`, or just `metric`) and percentile."""
-    names = [metric] if metric is not None else list(metrics or [])
-    return [
-        TimelionChart(name, p, build_expression(settings, name, p))
-        for name in names
-        for p in settings.surprise.percentiles
-    ]
+def timelion_expressions(settings: Settings, metrics: list[str]) -> list[TimelionChart]:
+    """One chart per metric and percentile."""
+    percentiles = settings.surprise.percentiles
+    return [TimelionChart(m, p, build_expression(settings, m, p)) for m in metrics for p in percentiles]
 
 
 def build_expression(settings: Settings, metric: str, percentile: float) -> str:

@@ -1,0 +1,124 @@
+"""The HTML report: its structure for a small hand-built input, escaping, determinism; and a real Chromium render."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import zlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from atlas.outputs.report import SEVERITY_COLOURS, ReportChart, ReportData, render_report, write_report
+from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval
+from atlas.threshold import ThresholdPoint
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def chart(metric: str, hours: int, anomalies: dict[int, str]) -> ReportChart:
+    points = []
+    for h in range(hours):
+        value = 10.0 + (h % 5) + (40.0 if h in anomalies else 0.0)
+        full = h >= 6
+        points.append(
+            ThresholdPoint(
+                T0 + timedelta(hours=h),
+                value,
+                12.0 if full else None,
+                1.0 if full else None,
+                15.0 if full else None,
+                h in anomalies,
+                30.0 if h in anomalies else None,
+                anomalies.get(h),
+            )  # type: ignore[arg-type]
+        )
+    return ReportChart(metric, 90.0, tuple(points))
+
+
+def data(metric: str = "cpu", truth: bool = True, hours: int = 48) -> ReportData:
+    severities = {10: "low", 20: "medium", 30: "high", 31: "high"}
+    events = (
+        AnomalyEvent(metric, 90.0, T0 + timedelta(hours=10), T0 + timedelta(hours=10), 1, 54.0, "low", "e1"),
+        AnomalyEvent(metric, 90.0, T0 + timedelta(hours=30), T0 + timedelta(hours=31), 2, 52.0, "high", "e2"),
+    )
+    tops = (SeriesSurprise("query_<7>", 99.5),)
+    anomalies = (Anomaly(metric, 90.0, T0 + timedelta(hours=30), 52.0, 12.0, 1.0, 15.0, 40.0, "high", "e2", tops),)
+    known = (TruthInterval(T0 + timedelta(hours=29), T0 + timedelta(hours=33), None),) if truth else ()
+    return ReportData("default", T0 + timedelta(days=3), (chart(metric, hours, severities),), events, anomalies, known)
+
+
+def test_structure_colours_and_events_table() -> None:
+    page = render_report(data())
+    assert page.count("<svg") == 1
+    bars = re.findall(r"<rect class='anomaly (\w+)' fill='(#\w+)'", page)
+    assert bars == [(s, SEVERITY_COLOURS[s]) for s in ("low", "medium", "high", "high")]
+    assert page.count("<rect class='truth'") == 1
+    assert page.count("<tr><td>") == 2
+    assert "query_&lt;7&gt; (99.5)" in page
+    assert "<script" not in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_truth_spans_only_with_truth_and_names_are_escaped() -> None:
+    page = render_report(data(metric='<b>&"', truth=False))
+    assert "<rect class='truth'" not in page and "known disruption" not in page
+    assert "&lt;b&gt;&amp;&quot;" in page and '<b>&"' not in page
+
+
+def test_same_input_same_text() -> None:
+    assert render_report(data()) == render_report(data())
+
+
+def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
+    """Decode an 8-bit RGB/RGBA non-interlaced PNG (what Chromium writes) into rows of pixel bytes."""
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, header = 8, [], b""
+    while pos < len(raw):
+        length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
+        body = raw[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            chunks.append(body)
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert (depth, interlace) == (8, 0) and colour in (2, 6)
+    channels = 3 if colour == 2 else 4
+    stride = width * channels
+    data_bytes = zlib.decompress(b"".join(chunks))
+    rows, previous = [], bytearray(stride)
+    for y in range(height):
+        kind, line = data_bytes[y * (stride + 1)], bytearray(data_bytes[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
+        rows.append(bytes(b for k in range(0, stride, channels) for b in line[k : k + 3]))
+        previous = line
+    return width, height, rows
+
+
+def test_chromium_renders_a_report_that_is_not_blank(tmp_path: Path) -> None:
+    assert shutil.which("chromium"), "chromium is part of the test setup (.ci/run installs it)"
+    report = data(hours=200)
+    html_path, png_path = tmp_path / "report.html", tmp_path / "report.png"
+    write_report(report, html_path, png_path)
+    width, height, rows = png_pixels(png_path)
+    assert width >= 1200 and height >= 300
+    colours = {row[i : i + 3] for row in rows[::3] for i in range(0, len(row), 9)}
+    white = b"\xff\xff\xff"
+    assert len(colours) > 20
+    assert sum(1 for row in rows for i in range(0, len(row), 3) if row[i : i + 3] != white) > width * 20
+    for hex_colour in SEVERITY_COLOURS.values():
+        rgb = bytes.fromhex(hex_colour[1:])
+        assert any(rgb in row for row in rows), hex_colour
