@@ -357,6 +357,8 @@ def demo_command(obj: CliContext, queries: int, nodes: int, seed: int, out: Path
     click.echo(evaluate.format_evaluation(result.scores))
     click.echo(listing.format_table(result.events), nl=False)
     log.info("demo indices %s and %s-*; truth %s", demo.DEMO_INDEX, demo.DEMO_PREFIX, result.truth_path)
+    for path in result.artifacts:
+        click.echo(f"wrote {path}")
 
 
 # ---- Watcher, Kibana, report --------------------------------------------------------------------------------

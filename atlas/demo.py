@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ from atlas import es_client, evaluate, listing, pipeline, results, simulate
 from atlas.es_client import EsClient
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
+from atlas.outputs import kibana, report, watch
+from atlas.records import TruthInterval
 from atlas.settings import Settings, load_settings
+from atlas.surprise import resolve_metrics
 from atlas.threshold import group_events
 
 DEMO_INDEX = "atlas-demo-metrics"
@@ -30,6 +34,7 @@ class DemoResult:
     scores: dict[str, evaluate.Scores]
     events: list[dict[str, Any]]
     truth_path: Path
+    artifacts: list[Path]
 
 
 def demo_settings(es_url: str, config: Path | None) -> Settings:
@@ -66,11 +71,28 @@ def run_demo(settings: Settings, spec: simulate.SimulationSpec, out_dir: Path, b
     scores = pipeline.evaluate_job(settings, client, truth, first, last)
     found = results.read_anomalies(client, settings, first, last)
     rows = listing.event_rows(group_events(found, step), found)
-    return DemoResult(loaded, done, scores, rows, truth_path)
+    return DemoResult(
+        loaded, done, scores, rows, truth_path, _write_outputs(settings, client, truth, first, last, out_dir)
+    )
+
+
+def _write_outputs(
+    settings: Settings, client: EsClient, truth: list[TruthInterval], first: datetime, last: datetime, out_dir: Path
+) -> list[Path]:
+    """The report (PNG too when Chromium is installed), the watch and the Kibana NDJSON, in out_dir."""
+    metrics = resolve_metrics(client, settings)
+    results.write_truth(client, settings, truth, metrics, settings.surprise.step)
+    html = out_dir / "report.html"
+    png = out_dir / "report.png" if shutil.which("chromium") else None
+    report.write_report(pipeline.report_data(settings, client, first, last, truth), html, png)
+    ndjson = out_dir / "kibana.ndjson"
+    ndjson.write_text(kibana.export_saved_objects(settings, metrics, with_truth=True), encoding="utf-8")
+    watches = watch.write_watches(settings, out_dir / "watches")
+    return [html, *([png] if png else []), *watches, ndjson]
 
 
 def _reset(client: EsClient, settings: Settings) -> None:
     names = result_indices(settings.results)
-    for index in (DEMO_INDEX, names.surprise, names.anomalies, names.state):
+    for index in (DEMO_INDEX, names.surprise, names.anomalies, names.state, names.truth):
         es_client.delete_index(client, index)
     setup_indices(client, settings)

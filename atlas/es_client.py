@@ -234,10 +234,3 @@ def put_watch(client: EsClient, watch_id: str, watch: Mapping[str, Any]) -> None
     """Create or replace a Watcher watch (PUT _watcher/watch/<id>)."""
     with translated_errors(client, f"installing watch {watch_id}"):
         client.watcher.put_watch(id=watch_id, body=dict(watch))
-
-
-def delete_by_query(client: EsClient, index: str, query: Mapping[str, Any]) -> int:
-    """Delete the documents matching `query` and refresh; returns how many."""
-    with translated_errors(client, f"deleting from {index}"):
-        response = client.delete_by_query(index=index, query=dict(query), refresh=True, conflicts="proceed")
-    return int(response.body.get("deleted", 0))

@@ -83,11 +83,10 @@ def write_anomalies(client: EsClient, settings: Settings, anomalies: Iterable[An
 def write_truth(
     client: EsClient, settings: Settings, truth: Sequence[TruthInterval], metrics: Sequence[str], step: timedelta
 ) -> int:
-    """Index the labelled steps (window ends T whose [T - step, T) overlaps an interval) per metric, replacing the
-    job's earlier truth; returns how many documents."""
+    """Index the labelled steps (window ends T whose [T - step, T) overlaps an interval) per metric, with
+    deterministic ids (writing the same truth again changes nothing); returns how many documents."""
     index, job = result_indices(settings.results).truth, settings.results.job
     es_client.create_index(client, index, {"mappings": truth_mapping()})
-    es_client.delete_by_query(client, index, {"term": {"job": job}})
     labelled: set[tuple[str, datetime]] = set()
     for interval in truth:
         first = floor_instant(interval.start, step) + step
