@@ -28,8 +28,9 @@ def test_wheel_contains_templates_and_pom(tmp_path: Path) -> None:
     )
     wheel = next(tmp_path.glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    templates = {p.name for p in (ROOT / "queries").glob("*.j2")}
-    assert templates
-    assert {f"atlas/queries/{t}" for t in templates} <= names
+    for folder in ("queries", "watches"):
+        templates = {p.name for p in (ROOT / folder).glob("*.j2")}
+        assert templates, folder
+        assert {f"atlas/{folder}/{t}" for t in templates} <= names
     assert "atlas/pom.xml" in names
     assert any(n.endswith("entry_points.txt") for n in names)

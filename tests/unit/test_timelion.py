@@ -1,0 +1,35 @@
+"""Timelion expressions: the golden default chart, quoting, and the parser of the test evaluator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from atlas.outputs.timelion import build_expression, quote, timelion_expressions
+from atlas.settings import load_settings
+from tests.timelion_eval import parse
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "timelion_metric_0_p90.txt"
+
+
+def test_default_chart_is_the_golden_text() -> None:
+    assert build_expression(load_settings(None, {}), "metric_0", 90.0) + "\n" == GOLDEN.read_text()
+
+
+def test_quote_escapes_quotes_and_backslashes() -> None:
+    assert quote("plain") == "'plain'"
+    assert quote("it's") == "'it\\'s'"
+    assert quote("a\\b") == "'a\\\\b'"
+
+
+def test_a_metric_name_with_quotes_round_trips_through_the_parser() -> None:
+    expression = build_expression(load_settings(None, {}), "disk 'sda' \\ \"x\"", 99.0)
+    series, threshold, bars = parse(expression)
+    assert series.calls[0].args["q"] == 'job:"default" AND metric:"disk \'sda\' \\\\ \\"x\\""'
+    assert [c.name for c in bars.calls] == ["es", "if", "bars", "yaxis", "label"]
+    assert threshold.calls[-1].args == {"label": "disk 'sda' \\ \"x\" p99 threshold"}
+
+
+def test_one_chart_per_metric_and_percentile() -> None:
+    settings = load_settings(None, {"surprise.percentiles": [90, 99]})
+    charts = timelion_expressions(settings, ["a", "b"])
+    assert [(c.metric, c.percentile) for c in charts] == [("a", 90.0), ("a", 99.0), ("b", 90.0), ("b", 99.0)]
