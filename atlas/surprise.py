@@ -38,7 +38,7 @@ def compute_window_surprise(
     try:
         response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     except EsQueryRejected as exc:
-        if "too_many_buckets" in str(exc):
+        if "too many buckets" in str(exc).lower().replace("_", " "):
             raise EsQueryRejected(
                 f"the window ending {format_instant(window_end)} needs more buckets than the cluster's"
                 f" search.max_buckets allows ({len(metrics)} metrics x their series"

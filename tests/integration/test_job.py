@@ -12,9 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from elasticsearch import Elasticsearch, helpers
 
-from atlas import es_client, pipeline, simulate
+from atlas import es_client, pipeline, simulate, state
+from atlas.cli import cli
+from atlas.errors import EsQueryRejected
 from atlas.indices import setup_indices
 from atlas.ingest import load
 from atlas.settings import Settings, load_settings
@@ -132,3 +135,61 @@ def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
     pipeline.backfill(killed, client, first, last)  # takes over the dead process's lease
     for kind in ("surprise", "anomalies"):
         assert documents(es, f"{index_name}-killed-{kind}") == documents(es, f"{index_name}-clean-{kind}"), kind
+
+
+def test_a_second_run_while_one_holds_the_lease_is_refused(es_url: str, source_index: str, index_name: str) -> None:
+    settings = prepared(es_url, source_index, index_name)
+    client = es_client.connect(settings.es)
+    now = datetime.now(UTC)
+    held = state.acquire_lease(client, settings, now, state.current_owner())  # this live process holds it
+    with pytest.raises(state.LeaseHeld, match="job default is being run by"):
+        pipeline.run_once(settings, client, START + timedelta(hours=100))
+    state.release_lease(client, settings, held, now)
+    assert pipeline.run_once(settings, client, START + timedelta(hours=100)).windows
+
+
+def test_too_many_buckets_is_one_clear_error(
+    es: Elasticsearch, es_url: str, source_index: str, index_name: str
+) -> None:
+    settings = prepared(es_url, source_index, index_name)
+    es.cluster.put_settings(transient={"search.max_buckets": 100})
+    try:
+        with pytest.raises(EsQueryRejected, match=r"needs more buckets than the cluster's search.max_buckets allows"):
+            pipeline.run_once(settings, es_client.connect(settings.es), START + timedelta(hours=100))
+    finally:
+        es.cluster.put_settings(transient={"search.max_buckets": None})
+
+
+def test_anomalies_command_lists_events_as_table_json_and_csv(
+    es_url: str, source_index: str, index_name: str, tmp_path: Path
+) -> None:
+    settings = prepared(es_url, source_index, index_name)
+    pipeline.backfill(
+        settings, es_client.connect(settings.es), START + timedelta(hours=48), START + timedelta(hours=159)
+    )
+    config = tmp_path / "atlas.yml"
+    config.write_text(
+        f"es:\n  urls: [{es_url}]\nsource:\n  index: {source_index}\nresults:\n  prefix: {index_name}\n"
+        "surprise:\n  percentiles: [90, 99]\n  mode: last\n"
+    )
+    window = ["--from", "2024-01-01T00:00:00Z", "--to", "2024-01-08T00:00:00Z"]
+    runner = CliRunner()
+    as_json = runner.invoke(cli, ["--config", str(config), "anomalies", *window, "--format", "json"])
+    rows = json.loads(as_json.stdout)
+    assert as_json.exit_code == 0 and rows, as_json.stderr
+    assert set(rows[0]) == {"start", "end", "metric", "percentile", "points", "severity", "peak_value", "top_series"}
+    as_csv = runner.invoke(cli, ["--config", str(config), "anomalies", *window, "--format", "csv"]).stdout.splitlines()
+    assert as_csv[0] == "start,end,metric,percentile,points,severity,peak_value,top_series"
+    assert len(as_csv) == len(rows) + 1
+    table = runner.invoke(cli, ["--config", str(config), "anomalies", *window]).stdout.splitlines()
+    assert table[0].split() == [
+        "start",
+        "end",
+        "metric",
+        "percentile",
+        "points",
+        "severity",
+        "peak_value",
+        "top_series",
+    ]
+    assert len(table) == len(rows) + 1
