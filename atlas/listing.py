@@ -8,18 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from atlas.clock import format_instant
-from atlas.records import Anomaly, AnomalyEvent
+from atlas.records import Anomaly, AnomalyEvent, event_peaks
 
 _COLUMNS = ("start", "end", "metric", "percentile", "points", "severity", "peak_value", "top_series")
 
 
 def event_rows(events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly]) -> list[dict[str, Any]]:
     """One dict per event (UTC ISO-8601 times); top_series names the peak point's most surprising series."""
-    peaks: dict[str, Anomaly] = {}
-    for a in anomalies:
-        best = peaks.get(a.event_id)
-        if best is None or a.value > best.value:
-            peaks[a.event_id] = a
+    peaks = event_peaks(anomalies)
     rows = []
     for e in events:
         peak = peaks.get(e.event_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -57,6 +57,15 @@ class AnomalyEvent:
     peak_value: float
     severity: Severity
     event_id: str
+
+
+def event_peaks(anomalies: Sequence[Anomaly]) -> dict[str, Anomaly]:
+    """Each event's peak point: its anomaly with the largest value (the first such in the given order)."""
+    peaks: dict[str, Anomaly] = {}
+    for a in anomalies:
+        if a.event_id not in peaks or a.value > peaks[a.event_id].value:
+            peaks[a.event_id] = a
+    return peaks
 
 
 @dataclass(frozen=True)

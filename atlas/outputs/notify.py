@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from atlas.clock import format_instant
-from atlas.records import Anomaly, AnomalyEvent
+from atlas.records import Anomaly, AnomalyEvent, event_peaks
 from atlas.settings import AlertSettings
 
 _TIMEOUT_S = 10.0
@@ -48,10 +48,7 @@ def select_unsent(
 
 def build_notifications(events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly], job: str) -> list[Notification]:
     """One notification per metric, listing its events in time order with each event's peak point."""
-    peaks: dict[str, Anomaly] = {}
-    for a in anomalies:
-        if a.event_id not in peaks or a.value > peaks[a.event_id].value:
-            peaks[a.event_id] = a
+    peaks = event_peaks(anomalies)
     by_metric: dict[str, list[AnomalyEvent]] = {}
     for e in sorted(events, key=lambda e: (e.metric, e.start, e.percentile)):
         by_metric.setdefault(e.metric, []).append(e)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from atlas.clock import format_instant
 from atlas.errors import OutputError, ToolMissing
-from atlas.records import Anomaly, AnomalyEvent, TruthInterval
+from atlas.records import Anomaly, AnomalyEvent, TruthInterval, event_peaks
 from atlas.threshold import ThresholdPoint
 
 SEVERITY_COLOURS = {"low": "#f2c14e", "medium": "#f08a24", "high": "#d62828"}
@@ -146,10 +146,7 @@ def _legend(with_truth: bool) -> str:
 
 
 def _events_table(events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly]) -> str:
-    peaks: dict[str, Anomaly] = {}
-    for a in anomalies:
-        if a.event_id not in peaks or a.value > peaks[a.event_id].value:
-            peaks[a.event_id] = a
+    peaks = event_peaks(anomalies)
     rows = [
         "<h2>Events</h2><table><tr><th>metric</th><th>percentile</th><th>start</th><th>end</th><th>points</th>"
         "<th>peak</th><th>severity</th><th>top series at the peak</th></tr>"
