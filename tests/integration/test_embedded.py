@@ -1,4 +1,5 @@
-"""The embedded Elasticsearch as real processes: start, idempotent start, status, stop, and a 3-node cluster."""
+"""The embedded Elasticsearch as real processes: start, idempotent start, status, stop, and a 3-node cluster
+whose spread shards give the reference's surprise numbers."""
 
 from __future__ import annotations
 
@@ -14,8 +15,15 @@ from typing import Any
 
 import pytest
 
+from atlas import es_client
 from atlas.embedded import ES_VERSION, cluster_status, default_home, start_cluster, stop_cluster
 from atlas.errors import ConfigError
+from atlas.indices import source_mapping
+from atlas.ingest import load
+from atlas.reference import reference_window
+from atlas.settings import load_settings
+from atlas.surprise import compute_window_surprise
+from tests.integration.test_surprise_parity import WINDOW_ENDS, datasets
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +79,41 @@ def test_one_node_start_is_idempotent_and_stop_ends_it(data_dir: Path) -> None:
     assert stop_cluster(data_dir) == ()
 
 
+def assert_surprise_matches_reference_on_spread_shards(url: str) -> None:
+    """The parity data sets in a 3-shard index: the distributed reduce gives the reference's numbers."""
+    index = "atlas-test-spread-parity"
+    frame = datasets()
+    for mode in ("max", "last"):
+        settings = load_settings(
+            None,
+            {
+                "es.urls": [url],
+                "source.index": index,
+                "surprise.mode": mode,
+                "surprise.percentiles": [90, 99],
+                "surprise.top_series": 1000,
+            },
+        )
+        client = es_client.connect(settings.es)
+        if mode == "max":
+            mapping = source_mapping(settings.source, ["node"])
+            es_client.create_index(client, index, {"settings": {"number_of_shards": 3}, "mappings": mapping})
+            docs = (
+                {"@timestamp": ts.isoformat(), "metric": m, "query": q, "node": "n0", "value": v}
+                for ts, m, q, v in frame.itertuples(index=False)
+            )
+            load.load_documents(client, settings.source, index, docs, extra_keywords=["node"])
+        metrics = sorted(frame["metric"].unique())
+        for end in WINDOW_ENDS:
+            got = {r.metric: r for r in compute_window_surprise(client, settings, metrics, end)}
+            want = reference_window(frame, settings.surprise, end)
+            assert sorted(got) == sorted(want)
+            for metric, expected in want.items():
+                assert dict(got[metric].percentiles) == pytest.approx(dict(expected.result.percentiles), rel=1e-9)
+                scores = {s.series: s.surprise for s in got[metric].top_series}
+                assert scores == pytest.approx(dict(expected.series_surprise), rel=1e-9, abs=1e-12)
+
+
 def test_three_nodes_form_one_cluster_and_spread_shards(data_dir: Path) -> None:
     status, _ = start_cluster(data_dir=data_dir, dist_dir=DIST, nodes=3, port=9280, heap="512m")
 
@@ -87,5 +130,6 @@ def test_three_nodes_form_one_cluster_and_spread_shards(data_dir: Path) -> None:
     assert [shard["state"] for shard in shards] == ["STARTED"] * 3
     assert len({shard["node"] for shard in shards}) == 3
 
+    assert_surprise_matches_reference_on_spread_shards("http://127.0.0.1:9282")  # asked through the third node
     assert stop_cluster(data_dir) == status.pids
     assert wait_gone(status.pids) == []
