@@ -193,3 +193,28 @@ def test_anomalies_command_lists_events_as_table_json_and_csv(
         "top_series",
     ]
     assert len(table) == len(rows) + 1
+
+
+def test_dry_run_writes_nothing_and_evaluate_scores_the_stored_anomalies(
+    es: Elasticsearch, es_url: str, source_index: str, index_name: str, tmp_path: Path
+) -> None:
+    settings = prepared(es_url, source_index, index_name)
+    client = es_client.connect(settings.es)
+    dry = pipeline.run_once(settings, client, START + timedelta(hours=100), dry_run=True)
+    assert dry.windows and dry.dry_run and es.count(index=f"{index_name}-surprise")["count"] == 0
+    assert not es.exists(index=f"{index_name}-state", id="default")
+    pipeline.backfill(settings, client, START + timedelta(hours=48), START + timedelta(hours=159))
+    truth = tmp_path / "truth.csv"
+    truth.write_text("start,end,metric\n2024-01-04T00:00:00Z,2024-01-04T06:00:00Z,\n")
+    config = tmp_path / "atlas.yml"
+    config.write_text(
+        f"es:\n  urls: [{es_url}]\nsource:\n  index: {source_index}\nresults:\n  prefix: {index_name}\n"
+        "surprise:\n  percentiles: [90, 99]\n  mode: last\n"
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "evaluate", "--truth", str(truth), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert set(scores) == {"all", "high"}
+    line = scores["all"]
+    assert line["events_found"] + line["events_missed"] == 2  # one interval, labelling both metrics
+    assert line["tp"] + line["fn"] >= 1 and 0.0 <= line["f1"] <= 1.0
