@@ -3,6 +3,7 @@ stops the other."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import smtplib
 import urllib.error
@@ -37,6 +38,9 @@ class Delivery:
     metric: str
     sent: bool
     reason: str = ""
+
+
+SendReport = list[Delivery]  # one Delivery per notification and configured channel, in notification order
 
 
 def select_unsent(
@@ -76,9 +80,9 @@ def build_notifications(events: Sequence[AnomalyEvent], anomalies: Sequence[Anom
     return notes
 
 
-def send_notifications(notifications: Sequence[Notification], alerts: AlertSettings) -> list[Delivery]:
+def send_notifications(notifications: Sequence[Notification], alerts: AlertSettings) -> SendReport:
     """Send each notification to every configured channel (Slack webhook, SMTP email); report each attempt."""
-    deliveries = []
+    deliveries: SendReport = []
     for note in notifications:
         if alerts.slack_webhook:
             deliveries.append(_deliver("slack", note, lambda n: _post_slack(n, alerts.slack_webhook or "")))
@@ -100,16 +104,21 @@ class _DeliveryFailed(Exception):
 
 
 def _post_slack(note: Notification, webhook: str) -> None:
+    if not webhook.startswith(("http://", "https://")):  # urllib would also open file:// and ftp:// URLs
+        raise _DeliveryFailed("Slack webhook is not an http(s) URL")
     body = json.dumps({"text": f"*{note.subject}*\n{note.text}"}).encode()
-    request = urllib.request.Request(webhook, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
+        request = urllib.request.Request(
+            webhook, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
             response.read()
     except urllib.error.HTTPError as exc:  # its text would hold the webhook URL: keep only the status
         raise _DeliveryFailed(f"Slack webhook answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _DeliveryFailed(f"Slack webhook unreachable ({type(reason).__name__})") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:  # texts may quote the URL
+        reason = getattr(exc, "reason", exc)  # URLError wraps the OSError that names the failure
+        name = type(reason if isinstance(reason, BaseException) else exc).__name__
+        raise _DeliveryFailed(f"Slack webhook failed: {name}") from None
 
 
 def _send_email(note: Notification, alerts: AlertSettings) -> None:

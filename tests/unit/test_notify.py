@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,10 +44,35 @@ def test_one_notification_per_metric_with_the_golden_text() -> None:
     assert notes[1].text == GOLDEN.read_text()
 
 
-def test_select_unsent_throttles_by_event_id() -> None:
-    sent = {EVENTS[0].event_id: T, EVENTS[1].event_id: T - timedelta(hours=30)}
-    fresh = select_unsent(EVENTS, sent, T + timedelta(hours=3), timedelta(hours=24))
-    assert [e.event_id for e in fresh] == [EVENTS[1].event_id, EVENTS[2].event_id]
+@dataclass(frozen=True)
+class Throttle:
+    sent_at: datetime | None  # when the event was last sent; None: never
+    now: datetime
+    resent: bool
+
+
+REALERT = timedelta(hours=24)
+THROTTLE_CASES = {
+    "never sent": Throttle(None, T, True),
+    "sent 3h ago": Throttle(T, T + timedelta(hours=3), False),
+    "sent 23h59m ago": Throttle(T, T + timedelta(hours=23, minutes=59), False),
+    "sent exactly realert ago": Throttle(T, T + timedelta(hours=24), True),
+    "sent 30h ago": Throttle(T - timedelta(hours=30), T, True),
+}
+
+
+@pytest.mark.parametrize("case", THROTTLE_CASES.values(), ids=THROTTLE_CASES.keys())
+def test_select_unsent_throttles_by_event_id(case: Throttle) -> None:
+    sent = {} if case.sent_at is None else {EVENTS[0].event_id: case.sent_at}
+    fresh = select_unsent(EVENTS[:1], sent, case.now, REALERT)
+    assert [e.event_id for e in fresh] == ([EVENTS[0].event_id] if case.resent else [])
+
+
+def test_a_growing_event_keeps_its_id_and_is_not_resent() -> None:
+    grown = event("metric_4", 90.0, T, 5)  # the event of EVENTS[0], three hours later: same start, same id
+    sent = {EVENTS[0].event_id: T + timedelta(hours=1), "metric_9|p90|gone": T - timedelta(hours=2)}
+    fresh = select_unsent([grown, EVENTS[2]], sent, T + timedelta(hours=4), REALERT)
+    assert [e.event_id for e in fresh] == [EVENTS[2].event_id]
 
 
 def test_slack_and_email_receive_the_exact_messages(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,15 +96,12 @@ def test_slack_and_email_receive_the_exact_messages(monkeypatch: pytest.MonkeyPa
 
 def test_a_failing_channel_does_not_stop_the_other_and_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     notes = build_notifications(EVENTS[:1], ANOMALIES[:1], "default")
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        dead_port = closed.getsockname()[1]
+    dead_port = closed_port()
     with http_server(status=500) as (url, slack), smtp_server() as (port, mail):
         monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", url + WEBHOOK_PATH)
         monkeypatch.setenv("ATLAS_SMTP_PASSWORD", "hunter2")
         ok_mail = alerts(smtp_host="127.0.0.1", smtp_port=port, smtp_tls=False, email_to=["a@example.com"])
         first = send_notifications(notes, ok_mail)
-        monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", url + WEBHOOK_PATH)
         dead_mail = alerts(smtp_host="127.0.0.1", smtp_port=dead_port, smtp_tls=False, email_to=["a@example.com"])
         second = send_notifications(notes, dead_mail)
     assert [(d.channel, d.sent, d.reason) for d in first] == [
@@ -90,6 +113,30 @@ def test_a_failing_channel_does_not_stop_the_other_and_hides_secrets(monkeypatch
     assert second[1].reason.startswith(f"SMTP server 127.0.0.1:{dead_port} failed")
     for d in first + second:
         assert "secret-token" not in d.reason and "hunter2" not in d.reason
+
+
+def closed_port() -> int:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port: int = closed.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("webhook", "reason"),
+    [
+        (f"http://127.0.0.1:{closed_port()}{WEBHOOK_PATH}", "Slack webhook failed: ConnectionRefusedError"),
+        (f"file:///tmp{WEBHOOK_PATH}", "Slack webhook is not an http(s) URL"),
+        (f"http://[127.0.0.1{WEBHOOK_PATH}", "Slack webhook failed: ValueError"),
+    ],
+    ids=["refused", "not-http", "malformed"],
+)
+def test_slack_failures_name_the_webhook_not_its_url(
+    monkeypatch: pytest.MonkeyPatch, webhook: str, reason: str
+) -> None:
+    monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", webhook)
+    deliveries = send_notifications(build_notifications(EVENTS[:1], ANOMALIES[:1], "default"), alerts())
+    assert [(d.channel, d.metric, d.sent, d.reason) for d in deliveries] == [("slack", "metric_4", False, reason)]
 
 
 def test_unconfigured_channels_are_skipped() -> None:
