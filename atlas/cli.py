@@ -16,6 +16,7 @@ import click
 
 from atlas import demo, embedded, es_client, evaluate, indices, listing, pipeline, results, simulate
 from atlas.clock import floor_instant, now_utc, parse_instant
+from atlas.distributions import DEFAULT_VERSION, DISTRIBUTIONS
 from atlas.errors import AtlasError, ConfigError, OutputError
 from atlas.ingest import csv_file, load
 from atlas.outputs import kibana as kibana_objects
@@ -107,15 +108,22 @@ def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bo
 # ---- atlas es ---------------------------------------------------------------------------------------------
 @cli.group()
 def es() -> None:
-    """The embedded Elasticsearch for trying and testing (a real Elasticsearch 8.19.9)."""
+    """The embedded Elasticsearch for trying and testing (Elastic's own distributions, fetched with mvn)."""
 
 
+version_option = click.option(
+    "--version",
+    "version",
+    type=click.Choice(list(DISTRIBUTIONS)),
+    default=DEFAULT_VERSION,
+    show_default=True,
+    help="Elasticsearch version: 7.10.2 runs everything; 6.8.23 has Watcher and security; 8.19.9 has no scripts",
+)
 data_option = click.option(
     "--data",
     type=click.Path(path_type=Path, file_okay=False),
-    default=lambda: embedded.default_home() / "es",
-    show_default="$ATLAS_HOME/es or ~/.atlas/es",
-    help="directory for node data, logs and the pid files",
+    default=None,
+    help="directory for node data, logs and the pid files [default: $ATLAS_HOME/es, es-<version> for others]",
 )
 
 
@@ -123,11 +131,18 @@ data_option = click.option(
 @click.option("--nodes", default=1, show_default=True, help="number of nodes of the local cluster")
 @click.option("--port", default=9250, show_default=True, help="HTTP port of the first node (node n: port + n)")
 @click.option("--heap", default="1g", show_default=True, help="JVM heap of each node")
+@version_option
 @data_option
-def es_start(nodes: int, port: int, heap: str, data: Path) -> None:
+def es_start(nodes: int, port: int, heap: str, version: str, data: Path | None) -> None:
     """Start the embedded Elasticsearch (idempotent) and print its URL."""
-    dist = embedded.default_home() / "dist"
-    status, already = embedded.start_cluster(data_dir=data, dist_dir=dist, nodes=nodes, port=port, heap=heap)
+    status, already = embedded.start_cluster(
+        data_dir=data or embedded.default_data_dir(version),
+        dist_dir=embedded.default_home() / "dist",
+        nodes=nodes,
+        port=port,
+        heap=heap,
+        version=version,
+    )
     log.info(
         "%s %d node(s), Elasticsearch %s", "already running:" if already else "started", status.nodes, status.version
     )
@@ -135,18 +150,20 @@ def es_start(nodes: int, port: int, heap: str, data: Path) -> None:
 
 
 @es.command("stop")
+@version_option
 @data_option
-def es_stop(data: Path) -> None:
+def es_stop(version: str, data: Path | None) -> None:
     """Stop the embedded Elasticsearch started from --data (only those processes)."""
-    pids = embedded.stop_cluster(data)
+    pids = embedded.stop_cluster(data or embedded.default_data_dir(version))
     click.echo(f"stopped pids {' '.join(map(str, pids))}" if pids else "not running")
 
 
 @es.command("status")
+@version_option
 @data_option
-def es_status(data: Path) -> None:
+def es_status(version: str, data: Path | None) -> None:
     """Say whether the embedded Elasticsearch is up, where, and its version."""
-    s = embedded.cluster_status(data)
+    s = embedded.cluster_status(data or embedded.default_data_dir(version))
     if s.is_up:
         click.echo(f"up {s.url} nodes={s.nodes} version={s.version} pids={','.join(map(str, s.pids))}")
     else:

@@ -1,7 +1,8 @@
-"""Start, stop and report on the embedded Elasticsearch cluster run from Elastic's own 8.19.9 distribution."""
+"""Start, stop and report on the embedded Elasticsearch cluster: local nodes of one of Elastic's distributions."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -10,21 +11,20 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from atlas.distributions import DEFAULT_VERSION, Distribution, distribution, ensure_distribution
 from atlas.errors import ConfigError, EsUnavailable, ToolMissing
-from atlas.es_modules import install_modules
 
-ES_VERSION = "8.19.9"
 CLUSTER_NAME = "atlas-embedded"
 TRANSPORT_OFFSET = 100
 _STATE_FILE = "cluster.json"
@@ -34,8 +34,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Lines that say a node failed without saying why; the reason is the line before them.
 _NOISE = re.compile(r"([\w ]+:$|at |\.\.\. \d+ more|ERROR: Elasticsearch |See logs)")
 _LOG_ERROR = re.compile(r"\]\[(?:ERROR|FATAL)\s*\]\[[^]]*\] (?:\[[^]]*\] )?(.+)")
-# urllib would send 127.0.0.1 through $http_proxy; the embedded node is always local.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,7 @@ class _State:
     port: int
     pids: tuple[int, ...]
     node_dirs: tuple[str, ...]
+    version: str = DEFAULT_VERSION
 
 
 def default_home() -> Path:
@@ -63,35 +62,21 @@ def default_home() -> Path:
     return Path("/var/lib/atlas") if os.geteuid() == 0 else Path.home() / ".atlas"
 
 
-def ensure_distribution(dist_dir: Path, java_home: Path) -> Path:
-    """Fetch (mvn), unpack and complete Elasticsearch in dist_dir unless already there; returns its home directory."""
-    home = dist_dir / f"elasticsearch-{ES_VERSION}"
-    if (home / "bin" / "elasticsearch").is_file():
-        return home
-    dist_dir.mkdir(parents=True, exist_ok=True)
-    archive = dist_dir / f"elasticsearch-{ES_VERSION}.zip"
-    if not zipfile.is_zipfile(archive):
-        _fetch_archive(dist_dir, archive)
-    # Unpack beside the target and rename, so a half-unpacked tree is never taken for a distribution.
-    partial = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dist_dir))
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                target = zf.extract(info, partial)
-                mode = (info.external_attr >> 16) & 0o7777
-                if mode:  # zipfile drops permissions, and bin/* must stay executable
-                    os.chmod(target, mode)
-        # Elastic's Maven zip lacks the standard modules atlas needs (painless scripts, moving_fn): build them.
-        install_modules(partial / home.name, ES_VERSION, dist_dir, java_home, partial)
-        try:
-            (partial / home.name).rename(home)
-        except OSError:
-            if not (home / "bin" / "elasticsearch").is_file():  # not a concurrent unpack that won
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    archive.unlink(missing_ok=True)
-    return home
+@dataclass(frozen=True)
+class NodeOptions:
+    """What a caller adds to each node: elasticsearch.yml settings, keystore entries, files copied into config/."""
+
+    settings: Mapping[str, object] = field(default_factory=dict)
+    keystore: Mapping[str, str] = field(default_factory=dict)
+    config_files: Mapping[str, Path] = field(default_factory=dict)
+    # How start asks a secured node for its health: a user and password, and the CA that signed its certificate.
+    probe_user: tuple[str, str] | None = None
+    probe_ca: Path | None = None
+
+
+def default_data_dir(version: str) -> Path:
+    """Where a version's nodes keep their data by default: $ATLAS_HOME/es for the default version, es-<v> else."""
+    return default_home() / ("es" if version == DEFAULT_VERSION else f"es-{version}")
 
 
 def start_cluster(
@@ -101,30 +86,40 @@ def start_cluster(
     nodes: int = 1,
     port: int = 9250,
     heap: str = "1g",
+    version: str = DEFAULT_VERSION,
+    options: NodeOptions | None = None,
     timeout_s: float = 180.0,
 ) -> tuple[ClusterStatus, bool]:
     """Start `nodes` local nodes (HTTP port+i) and wait for yellow health; the bool says it was already running."""
+    dist = distribution(version)
     _validate(nodes, port, heap)
     data_dir = data_dir.resolve()
+    _refuse_other_version(data_dir, dist)
     deadline = time.monotonic() + timeout_s
     state = _read_state(data_dir)
     if state is not None:
         alive = [pid for pid in state.pids if _is_ours(pid, data_dir)]
-        if alive and (state.nodes, state.port) != (nodes, port):
-            raise ConfigError(f"already running with {state.nodes} node(s) at {state.url}; run `atlas es stop` first")
+        if alive and (state.nodes, state.port, state.version) != (nodes, port, version):
+            raise ConfigError(
+                f"already running with {state.nodes} node(s) of {state.version} at {state.url};"
+                " run `atlas es stop` first"
+            )
         if alive and len(alive) == len(state.pids):
-            _wait_for_health(state.url, nodes, deadline)
-            return cluster_status(data_dir), True
+            _wait_for_health(state.url, nodes, deadline, options)
+            return cluster_status(data_dir, options), True
         stop_cluster(data_dir)  # stale: some or all nodes died
     _refuse_fewer_nodes(data_dir, nodes)
     for i in range(nodes):
         _require_free_port(port + i)
         _require_free_port(port + TRANSPORT_OFFSET + i)
     java_home = _java_home()
-    es_home = ensure_distribution(dist_dir, java_home)
+    es_home = ensure_distribution(dist, dist_dir)
     node_dirs = [data_dir / f"node-{i}" for i in range(nodes)]
     for i, node_dir in enumerate(node_dirs):
-        _write_node_config(node_dir, es_home, i, nodes, port, heap)
+        _write_node_config(node_dir, es_home, dist, i, nodes, port, heap, options or NodeOptions())
+        _write_keystore(node_dir, es_home, java_home, (options or NodeOptions()).keystore)
+        _give_to_unprivileged_user(node_dir)
+    (data_dir / "version").write_text(version + "\n")
     if os.geteuid() == 0:
         for path in (es_home, data_dir):
             if not _others_can_enter(path):
@@ -132,7 +127,8 @@ def start_cluster(
                     f"{path} is not reachable by user nobody, which runs Elasticsearch when atlas runs as root; "
                     "use --data / ATLAS_HOME below a directory others can enter (default /var/lib/atlas)"
                 )
-    url = f"http://127.0.0.1:{port}"
+    scheme = "https" if (options or NodeOptions()).settings.get("xpack.security.http.ssl.enabled") else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     try:
         launched = [_launch(node_dir, es_home, java_home) for node_dir in node_dirs]
         # All launchers first: with several nodes each one waits until a quorum has formed.
@@ -140,15 +136,13 @@ def start_cluster(
         reasons = [reason for reason in failures if reason]
         if reasons:
             raise EsUnavailable(f"Elasticsearch did not start at {url}: " + "; ".join(reasons))
-        pids = tuple(_read_pid(node_dir / _PID_FILE) or 0 for node_dir in node_dirs)
-        if 0 in pids:
-            raise EsUnavailable(f"Elasticsearch started at {url} but wrote no pid file in {data_dir}")
-        _write_state(data_dir, _State(url, nodes, port, pids, tuple(map(str, node_dirs))))
-        _wait_for_health(url, nodes, deadline)
+        pids = tuple(_await_pid(node_dir, data_dir, deadline) for node_dir in node_dirs)
+        _write_state(data_dir, _State(url, nodes, port, pids, tuple(map(str, node_dirs)), version))
+        _wait_for_health(url, nodes, deadline, options)
     except BaseException:
         _kill_nodes(data_dir)
         raise
-    return cluster_status(data_dir), False
+    return cluster_status(data_dir, options), False
 
 
 def stop_cluster(data_dir: Path, timeout_s: float = 60.0) -> tuple[int, ...]:
@@ -163,17 +157,17 @@ def stop_cluster(data_dir: Path, timeout_s: float = 60.0) -> tuple[int, ...]:
     return pids
 
 
-def cluster_status(data_dir: Path) -> ClusterStatus:
+def cluster_status(data_dir: Path, options: NodeOptions | None = None) -> ClusterStatus:
     """What runs for data_dir: is_up when the recorded nodes live and the HTTP port answers."""
     data_dir = data_dir.resolve()
     state = _read_state(data_dir)
     if state is None:
         return ClusterStatus(is_up=False, url="", nodes=0, version=None, pids=())
     pids = tuple(pid for pid in state.pids if _is_ours(pid, data_dir))
-    health = _try_get_json(f"{state.url}/_cluster/health", 10.0) if pids else None
+    health = _try_get_json(f"{state.url}/_cluster/health", 10.0, options) if pids else None
     if health is None or "number_of_nodes" not in health:
         return ClusterStatus(is_up=False, url=state.url, nodes=0, version=None, pids=pids)
-    local = _try_get_json(f"{state.url}/_nodes/_local?filter_path=nodes.*.version", 10.0) or {}
+    local = _try_get_json(f"{state.url}/_nodes/_local?filter_path=nodes.*.version", 10.0, options) or {}
     version = next((str(node["version"]) for node in local.get("nodes", {}).values() if "version" in node), None)
     return ClusterStatus(is_up=True, url=state.url, nodes=int(health["number_of_nodes"]), version=version, pids=pids)
 
@@ -187,17 +181,13 @@ def _validate(nodes: int, port: int, heap: str) -> None:
         raise ConfigError(f"--heap must be a size like 512m or 1g, got {heap!r}")
 
 
-def _fetch_archive(dist_dir: Path, archive: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ToolMissing("mvn not found: install Maven (apt-get install maven)")
-    here = Path(__file__).resolve().parent
-    pom = next((p for p in (here / "pom.xml", here.parent / "pom.xml") if p.is_file()), here / "pom.xml")
-    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={dist_dir}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not zipfile.is_zipfile(archive):
-        reason = _last_meaningful_line(proc.stdout + proc.stderr) or f"exit code {proc.returncode}"
-        raise EsUnavailable(f"mvn could not fetch Elasticsearch {ES_VERSION} with {pom}: {reason}")
+def _refuse_other_version(data_dir: Path, dist: Distribution) -> None:
+    marker = data_dir / "version"
+    held = marker.read_text().strip() if marker.is_file() else None
+    if held and held != dist.version and any(data_dir.glob("node-*/data/*")):
+        raise ConfigError(
+            f"{data_dir} holds the data of Elasticsearch {held}, not {dist.version}; use another --data directory"
+        )
 
 
 def _java_home() -> Path:
@@ -231,34 +221,73 @@ def _require_free_port(port: int) -> None:
             ) from exc
 
 
-def _write_node_config(node_dir: Path, es_home: Path, index: int, nodes: int, port: int, heap: str) -> None:
+def _write_node_config(
+    node_dir: Path,
+    es_home: Path,
+    dist: Distribution,
+    index: int,
+    nodes: int,
+    port: int,
+    heap: str,
+    options: NodeOptions,
+) -> None:
     for sub in ("config", "data", "logs", "tmp"):
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     names = [f"node-{i}" for i in range(nodes)]
+    transports = [f"127.0.0.1:{port + TRANSPORT_OFFSET + i}" for i in range(nodes)]
     settings: dict[str, object] = {
         "cluster.name": CLUSTER_NAME,
         "node.name": names[index],
         "network.host": "127.0.0.1",
         "http.port": port + index,
-        "transport.port": port + TRANSPORT_OFFSET + index,
-        "xpack.security.enabled": False,
+        # 6.x names the transport port transport.tcp.port; 7.0 renamed it.
+        ("transport.tcp.port" if dist.major == 6 else "transport.port"): port + TRANSPORT_OFFSET + index,
         "path.data": str(node_dir / "data"),
         "path.logs": str(node_dir / "logs"),
         "cluster.routing.allocation.disk.threshold_enabled": False,
         "action.destructive_requires_name": False,
     }
+    if dist.has_xpack:  # the integ-test-zip of 7.10 has no x-pack and refuses its settings
+        settings["xpack.security.enabled"] = False
+    if dist.major == 6:  # Watcher needs a trial (or paid) licence; ML's native process does not start here
+        settings |= {"xpack.license.self_generated.type": "trial", "xpack.ml.enabled": False}
     if nodes == 1:
         settings["discovery.type"] = "single-node"
+    elif dist.major == 6:
+        settings["discovery.zen.ping.unicast.hosts"] = transports
+        settings["discovery.zen.minimum_master_nodes"] = nodes // 2 + 1
     else:
-        settings["discovery.seed_hosts"] = [f"127.0.0.1:{port + TRANSPORT_OFFSET + i}" for i in range(nodes)]
+        settings["discovery.seed_hosts"] = transports
         settings["cluster.initial_master_nodes"] = names
+    settings |= dict(options.settings)
     conf = node_dir / "config"
     # JSON scalars and lists are valid YAML, and quote paths safely.
     (conf / "elasticsearch.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
-    # Our own jvm.options: the distribution's writes a GC log relative to the working directory.
+    # Our own jvm.options: the distribution's writes a GC log relative to the working directory, and 6.x's names
+    # a garbage collector that JDK 17 no longer has.
     jvm = ["-XX:+UseG1GC", "-Djava.io.tmpdir=${ES_TMPDIR}", "-XX:+ExitOnOutOfMemoryError", f"-Xms{heap}", f"-Xmx{heap}"]
     (conf / "jvm.options").write_text("\n".join(jvm) + "\n")
     shutil.copyfile(es_home / "config" / "log4j2.properties", conf / "log4j2.properties")
+    for name, source in options.config_files.items():
+        shutil.copyfile(source, conf / name)
+
+
+def _write_keystore(node_dir: Path, es_home: Path, java_home: Path, entries: Mapping[str, str]) -> None:
+    """A fresh keystore in the node's config/ holding `entries` (secure settings), or none when there are none."""
+    keystore = node_dir / "config" / "elasticsearch.keystore"
+    keystore.unlink(missing_ok=True)
+    if not entries:
+        return
+    tool = str(es_home / "bin" / "elasticsearch-keystore")
+    env = {**_launch_env(node_dir, java_home)}
+    for args, stdin in [(["create"], ""), *((["add", "-x", "-f", name], value) for name, value in entries.items())]:
+        proc = subprocess.run([tool, *args], input=stdin, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:  # never print stdin: it is a secret
+            reason = _last_meaningful_line(proc.stdout + proc.stderr) or f"exit code {proc.returncode}"
+            raise EsUnavailable(f"elasticsearch-keystore {args[0]} failed for {node_dir.name}: {reason}")
+
+
+def _give_to_unprivileged_user(node_dir: Path) -> None:
     if os.geteuid() == 0:
         uid, gid = _unprivileged_ids()
         for root, dirs, files in os.walk(node_dir):
@@ -272,14 +301,19 @@ def _unprivileged_ids() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _launch(node_dir: Path, es_home: Path, java_home: Path) -> subprocess.Popen[bytes]:
-    env = {
+def _launch_env(node_dir: Path, java_home: Path) -> dict[str, str]:
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(node_dir),
         "ES_JAVA_HOME": str(java_home),
+        "JAVA_HOME": str(java_home),  # what versions before 7.12 read
         "ES_PATH_CONF": str(node_dir / "config"),
         "ES_TMPDIR": str(node_dir / "tmp"),  # also puts node_dir on the JVM's command line, which stop checks
     }
+
+
+def _launch(node_dir: Path, es_home: Path, java_home: Path) -> subprocess.Popen[bytes]:
+    env = _launch_env(node_dir, java_home)
     cmd = [str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(node_dir / _PID_FILE)]
     if os.geteuid() == 0:  # Elasticsearch refuses to run as root
         setpriv = shutil.which("setpriv")
@@ -316,6 +350,34 @@ def _await_launch(proc: subprocess.Popen[bytes], node_dir: Path, deadline: float
     return f"{node_dir.name}: exit code {code} (log: {es_log})"
 
 
+def _await_pid(node_dir: Path, data_dir: Path, deadline: float) -> int:
+    """The node's pid, once it wrote its pid file: before 8.0 `elasticsearch -d` returns before the node has
+    started, so a node can still fail (or still be booting) after its launcher said 0."""
+    while True:
+        pid = _read_pid(node_dir / _PID_FILE)
+        if pid is not None and _is_ours(pid, data_dir):
+            return pid
+        booting = any(_is_ours(p, data_dir) and f"{node_dir}{os.sep}".encode() in _cmdline(p) for p in _all_pids())
+        if not booting or time.monotonic() >= deadline:
+            es_log = node_dir / "logs" / f"{CLUSTER_NAME}.log"
+            texts = [log.read_text(errors="replace") for log in (node_dir / "launch.log", es_log) if log.is_file()]
+            line = next((_last_meaningful_line(t) for t in reversed(texts) if _last_meaningful_line(t)), "")
+            why = "did not start in time" if booting else f"stopped: {line or 'no reason logged'}"
+            raise EsUnavailable(f"{node_dir.name} {why} (log: {es_log})")
+        time.sleep(0.2)
+
+
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _last_meaningful_line(text: str) -> str:
     """The reason in a launcher's or log's text: its last ERROR log entry, else its last non-boilerplate line."""
     lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
@@ -324,11 +386,11 @@ def _last_meaningful_line(text: str) -> str:
     return meaningful[-1][:500] if meaningful else ""
 
 
-def _wait_for_health(url: str, nodes: int, deadline: float) -> None:
+def _wait_for_health(url: str, nodes: int, deadline: float, options: NodeOptions | None) -> None:
     while True:
         wait_s = max(1, int(deadline - time.monotonic()))
         query = f"wait_for_status=yellow&wait_for_nodes={nodes}&timeout={wait_s}s"
-        health = _try_get_json(f"{url}/_cluster/health?{query}", wait_s + 10.0)
+        health = _try_get_json(f"{url}/_cluster/health?{query}", wait_s + 10.0, options)
         if health is not None and health.get("timed_out") is False:
             return
         if time.monotonic() >= deadline:
@@ -337,10 +399,19 @@ def _wait_for_health(url: str, nodes: int, deadline: float) -> None:
         time.sleep(0.5)
 
 
-def _try_get_json(url: str, timeout_s: float) -> dict[str, Any] | None:
+def _try_get_json(url: str, timeout_s: float, options: NodeOptions | None = None) -> dict[str, Any] | None:
     """GET url's JSON object; error answers with a JSON body (a 408 health timeout) count, no answer is None."""
+    request = urllib.request.Request(url)
+    # No proxy: urllib would send 127.0.0.1 through $http_proxy, and the embedded node is always local.
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if options is not None and options.probe_user is not None:
+        token = base64.b64encode(":".join(options.probe_user).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    if options is not None and options.probe_ca is not None:
+        context = ssl.create_default_context(cafile=str(options.probe_ca))
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     try:
-        with _OPENER.open(url, timeout=timeout_s) as resp:
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as exc:
         raw = exc.read()
@@ -355,10 +426,7 @@ def _try_get_json(url: str, timeout_s: float) -> dict[str, Any] | None:
 
 def _is_ours(pid: int, data_dir: Path) -> bool:
     """Whether pid is a live Elasticsearch JVM (or its launcher) for a node directory of data_dir."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
+    args = _cmdline(pid).split(b"\0")
     marker = f"{data_dir}{os.sep}node-".encode()
     return any(b"org.elasticsearch" in arg for arg in args) and any(marker in arg for arg in args)
 
@@ -376,8 +444,7 @@ def _signal_and_wait(pids: tuple[int, ...], data_dir: Path, timeout_s: float) ->
 
 def _kill_nodes(data_dir: Path) -> None:
     """Kill what a failed start launched: its pid files may not exist yet, so look at every process."""
-    procs = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    _signal_and_wait(tuple(pid for pid in procs if _is_ours(pid, data_dir)), data_dir, 0.0)
+    _signal_and_wait(tuple(pid for pid in _all_pids() if _is_ours(pid, data_dir)), data_dir, 0.0)
     _forget(data_dir)
 
 
@@ -399,7 +466,8 @@ def _read_state(data_dir: Path) -> _State | None:
     try:
         raw = json.loads(path.read_text())
         pids, node_dirs = tuple(map(int, raw["pids"])), tuple(map(str, raw["node_dirs"]))
-        return _State(str(raw["url"]), int(raw["nodes"]), int(raw["port"]), pids, node_dirs)
+        version = str(raw.get("version", DEFAULT_VERSION))
+        return _State(str(raw["url"]), int(raw["nodes"]), int(raw["port"]), pids, node_dirs, version)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"{path} is not an atlas cluster state ({exc}); stop the nodes by hand and remove it"

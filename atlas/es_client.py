@@ -1,8 +1,10 @@
-"""The only door to Elasticsearch: client factory, requests used by atlas, transport errors mapped to AtlasError."""
+"""The only door to Elasticsearch: client factory, the requests atlas sends, what differs by server version, and
+transport errors mapped to AtlasError."""
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +16,35 @@ from elasticsearch import Elasticsearch, helpers
 from atlas.errors import EsQueryRejected, EsUnavailable
 from atlas.settings import EsSettings
 
-EsClient = Elasticsearch
+# Modules the surprise query needs, by server major version: painless for bucket_script and moving_fn scripts,
+# and from 8.0 on the aggregations module, where moving_fn and bucket_sort moved out of the server.
+_SCRIPT_MODULES = {6: ("lang-painless",), 7: ("lang-painless",), 8: ("lang-painless", "aggregations")}
+_LATEST_SCRIPT_MODULES = ("lang-painless", "aggregations")
+
+
+class EsClient:
+    """A client for one cluster; asks the cluster for its version once, on first need."""
+
+    def __init__(self, raw: Elasticsearch, target: str) -> None:
+        self.raw = raw
+        self.target = target
+        self._version: tuple[int, int] | None = None
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """(major, minor) of the cluster's version, from `GET /`."""
+        if self._version is None:
+            with translated_errors(self, "asking the cluster for its version"):
+                info = self.raw.info()
+            number = str(info.get("version", {}).get("number", "")) if isinstance(info, Mapping) else ""
+            parts = number.split(".")
+            if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+                raise EsUnavailable(f"{self.target} did not answer like Elasticsearch (no version number in GET /)")
+            self._version = (int(parts[0]), int(parts[1]))
+        return self._version
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 @dataclass(frozen=True)
@@ -42,24 +72,23 @@ def _strip_credentials(url: str) -> str:
 def connect(es: EsSettings) -> EsClient:
     """A client for the configured cluster; no request is sent yet."""
     options: dict[str, Any] = {
-        "request_timeout": es.request_timeout.total_seconds(),
+        "timeout": es.request_timeout.total_seconds(),
         "max_retries": es.max_retries,
         "retry_on_timeout": True,
         "verify_certs": es.verify_certs,
+        "ssl_show_warn": False,  # verify_certs: false is the user's choice; a warning per request would drown output
     }
     if es.ca_certs:
         options["ca_certs"] = es.ca_certs
     if es.api_key:
         options["api_key"] = es.api_key
     elif es.username:
-        options["basic_auth"] = (es.username, es.password or "")
+        options["http_auth"] = (es.username, es.password or "")
+    if not es.verify_certs:
+        warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     if es.cloud_id:
-        return Elasticsearch(cloud_id=es.cloud_id, **options)
-    return Elasticsearch(list(es.urls), **options)
-
-
-def _node_urls(client: EsClient) -> str:
-    return ", ".join(_strip_credentials(str(node.base_url)) for node in client.transport.node_pool.all())
+        return EsClient(Elasticsearch(cloud_id=es.cloud_id, **options), describe_target(es))
+    return EsClient(Elasticsearch(list(es.urls), **options), describe_target(es))
 
 
 @contextmanager
@@ -73,10 +102,29 @@ def translated_errors(client: EsClient, what: str) -> Iterator[None]:
         error = detail.get("error", {}) if isinstance(detail, dict) else {}
         reason = error.get("reason", error) if isinstance(error, dict) else error
         raise EsQueryRejected(f"{what}: {len(exc.errors)} document(s) rejected, first: {reason}") from exc
+    except elasticsearch.SSLError as exc:
+        raise EsUnavailable(
+            f"{what}: TLS handshake with {client.target} failed ({_ssl_reason(exc)}); "
+            "set es.ca_certs to the CA that signed its certificate"
+        ) from exc
     except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
-        raise EsUnavailable(f"{what}: cannot reach Elasticsearch at {_node_urls(client)}") from exc
-    except elasticsearch.ApiError as exc:
-        raise EsQueryRejected(f"{what}: Elasticsearch answered {exc.meta.status}: {_reason(exc.body)}") from exc
+        raise EsUnavailable(f"{what}: cannot reach Elasticsearch at {client.target}") from exc
+    except elasticsearch.TransportError as exc:
+        status = exc.status_code
+        if status == 401:
+            raise EsQueryRejected(
+                f"{what}: {client.target} refused the credentials (HTTP 401); check es.username and "
+                "ATLAS_ES_PASSWORD, or ATLAS_ES_API_KEY"
+            ) from exc
+        raise EsQueryRejected(f"{what}: Elasticsearch answered {status}: {_reason(exc.info)}") from exc
+
+
+def _ssl_reason(exc: elasticsearch.SSLError) -> str:
+    text = str(exc.info if exc.info is not None else exc)
+    for known in ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "hostname mismatch"):
+        if known in text:
+            return known.lower().replace("_", " ")
+    return type(exc.info).__name__ if isinstance(exc.info, BaseException) else "SSL error"
 
 
 def _reason(body: Any) -> str:
@@ -93,62 +141,119 @@ def _reason(body: Any) -> str:
         ):
             text += f" ({caused_by.get('reason')})"
         return text
-    return str(body)
+    return str(body)[:300]
 
 
-def wait_for_cluster(client: EsClient, target: str, timeout_s: float = 30.0) -> dict[str, Any]:
+def wait_for_cluster(client: EsClient, timeout_s: float = 30.0) -> dict[str, Any]:
     """Wait until cluster health is at least yellow; return the health body."""
-    with translated_errors(client, f"cluster health of {target}"):
-        health = client.cluster.health(wait_for_status="yellow", timeout=f"{int(timeout_s)}s")
-    return dict(health.body)
+    with translated_errors(client, f"cluster health of {client.target}"):
+        return dict(client.raw.cluster.health(wait_for_status="yellow", timeout=f"{int(timeout_s)}s"))
+
+
+def require_script_modules(client: EsClient) -> None:
+    """Fail with one line unless every node has the modules the surprise query needs (painless, aggregations)."""
+    needed = _SCRIPT_MODULES.get(client.version[0], _LATEST_SCRIPT_MODULES)
+    with translated_errors(client, f"listing the modules of {client.target}"):
+        nodes = client.raw.nodes.info(metric="plugins", filter_path="nodes.*.name,nodes.*.modules.name")
+    for node in dict(nodes.get("nodes", {})).values():
+        present = {module.get("name") for module in node.get("modules", [])}
+        missing = [name for name in needed if name not in present]
+        if missing:
+            raise EsQueryRejected(
+                f"the cluster at {client.target} lacks the Elasticsearch module(s) {', '.join(missing)} "
+                f"(node {node.get('name')}, version {'.'.join(map(str, client.version))}), which atlas's surprise "
+                "query needs for painless scripts and moving_fn; use a distribution that ships them"
+            )
 
 
 def index_exists(client: EsClient, index: str) -> bool:
     """Whether an index (or alias) with this exact name exists."""
     with translated_errors(client, f"checking index {index}"):
-        return bool(client.indices.exists(index=index))
+        return bool(client.raw.indices.exists(index=index))
+
+
+def _typeless(client: EsClient) -> dict[str, Any]:
+    """6.x takes typeless mappings only when asked to; 7.x and later take nothing else."""
+    return {"include_type_name": "false"} if client.version[0] == 6 else {}
 
 
 def create_index(client: EsClient, index: str, body: Mapping[str, Any]) -> bool:
     """Create `index` with settings/mappings from `body`; False when it already existed."""
     with translated_errors(client, f"creating index {index}"):
-        response = client.options(ignore_status=400).indices.create(index=index, body=dict(body))
-    error = response.body.get("error") if isinstance(response.body, Mapping) else None
+        response = client.raw.indices.create(index=index, body=dict(body), ignore=400, params=_typeless(client))
+    error = response.get("error") if isinstance(response, Mapping) else None
     if error is None:
         return True
-    if error.get("type") == "resource_already_exists_exception":
+    if isinstance(error, Mapping) and error.get("type") == "resource_already_exists_exception":
         return False
-    raise EsQueryRejected(f"creating index {index}: {_reason(response.body)}")
+    raise EsQueryRejected(f"creating index {index}: {_reason(response)}")
 
 
-def put_index_template(client: EsClient, name: str, body: Mapping[str, Any]) -> None:
-    """Create or replace a composable index template."""
+def put_index_template(client: EsClient, name: str, patterns: list[str], body: Mapping[str, Any]) -> None:
+    """Create or replace an index template (composable from 7.8 on, the legacy kind before) for `patterns`."""
     with translated_errors(client, f"index template {name}"):
-        client.indices.put_index_template(name=name, body=dict(body))
+        if client.version >= (7, 8):
+            template = {"index_patterns": patterns, "priority": 200, "template": dict(body)}
+            client.raw.indices.put_index_template(name=name, body={**template, "_meta": {"managed_by": "atlas"}})
+        else:
+            legacy = {"index_patterns": patterns, "order": 200, **body}
+            client.raw.indices.put_template(name=name, body=legacy, params=_typeless(client))
+
+
+def delete_index_templates(client: EsClient, prefix: str) -> None:
+    """Delete every index template whose name starts with prefix (both kinds)."""
+    with translated_errors(client, f"deleting index templates {prefix}*"):
+        if client.version >= (7, 8):
+            found = client.raw.indices.get_index_template(name=f"{prefix}*", ignore=404)
+            for template in found.get("index_templates", []):
+                client.raw.indices.delete_index_template(name=template["name"])
+        legacy = client.raw.indices.get_template(name=f"{prefix}*", ignore=404)
+        for name in legacy if "status" not in legacy else []:
+            client.raw.indices.delete_template(name=name)
 
 
 def put_mapping(client: EsClient, index: str, mappings: Mapping[str, Any]) -> None:
     """Add fields to an existing index's mapping (a changed field type is rejected by Elasticsearch)."""
     with translated_errors(client, f"updating the mapping of {index}"):
-        client.indices.put_mapping(index=index, body=dict(mappings))
+        client.raw.indices.put_mapping(index=index, body=dict(mappings), params=_typeless(client))
 
 
 def get_mapping(client: EsClient, index: str) -> dict[str, Any]:
     """The mappings of one index."""
     with translated_errors(client, f"mapping of {index}"):
-        return dict(client.indices.get_mapping(index=index).body[index]["mappings"])
+        return dict(client.raw.indices.get_mapping(index=index, params=_typeless(client))[index]["mappings"])
 
 
 def search(client: EsClient, index: str, body: Mapping[str, Any], filter_path: str | None = None) -> dict[str, Any]:
-    """Run one search request; the body is a dict, never a string."""
+    """Run one search request; the body is a dict, never a string. `hits.total` is an object on every version."""
+    request = _adapt_aggregations(dict(body)) if client.version[0] == 6 else dict(body)
     with translated_errors(client, f"search on {index}"):
-        return dict(client.search(index=index, body=dict(body), filter_path=filter_path).body)
+        response = dict(client.raw.search(index=index, body=request, filter_path=filter_path))
+    hits = response.get("hits")
+    if isinstance(hits, dict) and isinstance(hits.get("total"), int):  # 6.x counts hits with a bare number
+        hits["total"] = {"value": hits["total"], "relation": "eq"}
+    return response
+
+
+def _adapt_aggregations(node: Any) -> Any:
+    """6.x's date_histogram names `fixed_interval` plain `interval`; everything else atlas sends is the same."""
+    if isinstance(node, dict):
+        adapted = {key: _adapt_aggregations(value) for key, value in node.items()}
+        histogram = adapted.get("date_histogram")
+        if isinstance(histogram, dict) and "fixed_interval" in histogram:
+            histogram = dict(histogram)
+            histogram["interval"] = histogram.pop("fixed_interval")
+            adapted["date_histogram"] = histogram
+        return adapted
+    if isinstance(node, list):
+        return [_adapt_aggregations(item) for item in node]
+    return node
 
 
 def refresh(client: EsClient, index: str) -> None:
     """Make everything indexed so far searchable."""
     with translated_errors(client, f"refreshing {index}"):
-        client.indices.refresh(index=index)
+        client.raw.indices.refresh(index=index)
 
 
 def bulk_index(
@@ -164,12 +269,13 @@ def bulk_index(
 
     `progress` is called with the number of documents acknowledged since its previous call.
     """
-    actions = ({"_index": index, **doc} for doc in docs)
+    target = {"_index": index, "_type": "_doc"} if client.version[0] == 6 else {"_index": index}
+    actions = ({**target, **doc} for doc in docs)
     indexed = pending = 0
     started = time.monotonic()
     with translated_errors(client, f"bulk indexing into {index}"):
         for ok, item in helpers.parallel_bulk(
-            client, actions, thread_count=threads, chunk_size=chunk_size, raise_on_error=True
+            client.raw, actions, thread_count=threads, chunk_size=chunk_size, raise_on_error=True
         ):
             if not ok:  # raise_on_error makes this unreachable unless the client changes its contract
                 raise EsQueryRejected(f"bulk indexing into {index}: {item}")
@@ -178,7 +284,7 @@ def bulk_index(
             if progress is not None and pending >= chunk_size:
                 progress(pending)
                 pending = 0
-        client.indices.refresh(index=index)
+        client.raw.indices.refresh(index=index)
     if progress is not None and pending:
         progress(pending)
     return BulkResult(indexed=indexed, seconds=time.monotonic() - started)
@@ -196,8 +302,7 @@ class StoredDocument:
 def get_document(client: EsClient, index: str, doc_id: str) -> StoredDocument | None:
     """One document by id, or None when it (or its index) does not exist."""
     with translated_errors(client, f"reading {doc_id} from {index}"):
-        response = client.options(ignore_status=404).get(index=index, id=doc_id)
-    body = response.body
+        body = client.raw.get(index=index, id=doc_id, ignore=404)
     if not body.get("found"):
         return None
     return StoredDocument(dict(body["_source"]), int(body["_seq_no"]), int(body["_primary_term"]))
@@ -216,8 +321,7 @@ def put_document(
         else {"if_seq_no": expected.seq_no, "if_primary_term": expected.primary_term}
     )
     with translated_errors(client, f"writing {doc_id} to {index}"):
-        response = client.options(ignore_status=409).index(index=index, id=doc_id, document=dict(source), **guard)
-    body = response.body
+        body = client.raw.index(index=index, id=doc_id, body=dict(source), ignore=409, **guard)
     if body.get("status") == 409 or "error" in body:
         return None
     return StoredDocument(dict(source), int(body["_seq_no"]), int(body["_primary_term"]))
@@ -226,11 +330,43 @@ def put_document(
 def delete_index(client: EsClient, index: str) -> bool:
     """Delete one concrete index; False when it did not exist."""
     with translated_errors(client, f"deleting index {index}"):
-        response = client.options(ignore_status=404).indices.delete(index=index)
-    return response.meta.status != 404
+        response = client.raw.indices.delete(index=index, ignore=404)
+    return not (isinstance(response, Mapping) and response.get("status") == 404)
+
+
+def _watcher_path(client: EsClient, watch_id: str) -> str:
+    """Watcher's REST root moved from `_xpack/watcher` (6.x) to `_watcher` (7.0)."""
+    root = "/_xpack/watcher" if client.version[0] == 6 else "/_watcher"
+    return f"{root}/watch/{watch_id}"
+
+
+def has_watcher(client: EsClient) -> bool:
+    """Whether the cluster runs Watcher (an x-pack feature that needs a licence that includes it)."""
+    path = "/_xpack/watcher/stats" if client.version[0] == 6 else "/_watcher/stats"
+    with translated_errors(client, f"asking {client.target} for Watcher"):
+        try:
+            client.raw.transport.perform_request("GET", path)
+        except elasticsearch.TransportError as exc:
+            if exc.status_code in (400, 404, 405, 410):
+                return False
+            raise
+    return True
 
 
 def put_watch(client: EsClient, watch_id: str, watch: Mapping[str, Any]) -> None:
-    """Create or replace a Watcher watch (PUT _watcher/watch/<id>)."""
+    """Create or replace a Watcher watch."""
+    body = _adapt_aggregations(dict(watch)) if client.version[0] == 6 else dict(watch)
     with translated_errors(client, f"installing watch {watch_id}"):
-        client.watcher.put_watch(id=watch_id, body=dict(watch))
+        client.raw.transport.perform_request("PUT", _watcher_path(client, watch_id), body=body)
+
+
+def execute_watch(client: EsClient, watch_id: str, scheduled_time: str) -> dict[str, Any]:
+    """Run an installed watch now as if triggered at scheduled_time (ISO-8601), actions executed for real."""
+    body = {
+        "trigger_data": {"scheduled_time": scheduled_time, "triggered_time": scheduled_time},
+        "action_modes": {"_all": "force_execute"},
+        "record_execution": False,
+    }
+    with translated_errors(client, f"executing watch {watch_id}"):
+        answer = client.raw.transport.perform_request("POST", _watcher_path(client, watch_id) + "/_execute", body=body)
+    return dict(answer) if isinstance(answer, Mapping) else {}

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch.dsl import Date, Double, Integer, Keyword, Mapping, Object
+from elasticsearch_dsl import Date, Double, Integer, Keyword, Mapping, Object
 
 from atlas import es_client
 from atlas.es_client import EsClient
@@ -137,8 +137,7 @@ def setup_indices(client: EsClient, settings: Settings) -> dict[str, str]:
     outcome: dict[str, str] = {}
     for index, mappings in wanted.items():
         body = _index_body(settings.results, mappings)
-        template = {"index_patterns": [index], "priority": 200, "template": body, "_meta": {"managed_by": "atlas"}}
-        es_client.put_index_template(client, index, template)
+        es_client.put_index_template(client, index, [index], body)
         if es_client.create_index(client, index, body):
             outcome[index] = "created"
         else:

@@ -14,8 +14,7 @@ from atlas.templating import render_json
 MAX_METRICS = 10_000
 # Series per metric one window request asks for; more are reported as an error, never silently dropped.
 MAX_SERIES = 65_536
-SERIES_KEY_FIELD = "atlas_series"  # the runtime field joining several series fields
-SERIES_KEY_SEPARATOR = "|"
+SERIES_KEY_SEPARATOR = "|"  # joins the values of several series fields into one series key
 
 _SURPRISE_SCRIPTS = {
     "none": "if (params.first < params.score_from) { return null; } return Math.abs(params.x - params.baseline);",
@@ -95,8 +94,7 @@ def build_surprise_request(settings: Settings, metrics: Sequence[str], window_en
         keys[metric]: render_json(
             "surprise_metric.json.j2",
             metric_filter=_metric_filter(source, metric),
-            series_field=source.series_fields[0] if len(source.series_fields) == 1 else SERIES_KEY_FIELD,
-            max_series=MAX_SERIES,
+            series_terms=_series_terms(source),
             time_field=source.time_field,
             value_field=source.value_fields.get(metric, source.value_field),
             interval=format_duration(surprise.interval),
@@ -113,16 +111,19 @@ def build_surprise_request(settings: Settings, metrics: Sequence[str], window_en
         "range": {source.time_field: {"gte": format_instant(window.fetch_start), "lt": format_instant(window.end)}}
     }
     query = {"bool": {"filter": [time_range, *_source_filters(source, metrics)]}}
-    body = render_json(
-        "surprise.json.j2", query=query, runtime_mappings=_series_key_mapping(source), metric_aggs=metric_aggs
-    )
+    body = render_json("surprise.json.j2", query=query, metric_aggs=metric_aggs)
     return SurpriseRequest(body=body, metric_keys=keys, window=window)
 
 
 def _metric_filter(source: SourceSettings, metric: str) -> dict[str, Any]:
+    """The documents of one metric; with several series fields, only those that have every one of them."""
     if source.value_fields:
-        return {"exists": {"field": source.value_fields[metric]}}
-    return {"term": {source.metric_field: metric}}
+        selected: dict[str, Any] = {"exists": {"field": source.value_fields[metric]}}
+    else:
+        selected = {"term": {source.metric_field: metric}}
+    if len(source.series_fields) == 1:
+        return selected
+    return {"bool": {"filter": [selected, *({"exists": {"field": f}} for f in source.series_fields)]}}
 
 
 def _source_filters(source: SourceSettings, metrics: Sequence[str]) -> list[dict[str, Any]]:
@@ -132,13 +133,13 @@ def _source_filters(source: SourceSettings, metrics: Sequence[str]) -> list[dict
     return filters
 
 
-def _series_key_mapping(source: SourceSettings) -> dict[str, Any]:
-    """With several series fields, one keyword runtime field joining their values with `|`; else nothing."""
+def _series_terms(source: SourceSettings) -> dict[str, Any]:
+    """The `terms` source of the series key: the one series field, or a painless script joining several with `|`
+    (a script, not a runtime field, so that clusters before 7.11 run it too)."""
     if len(source.series_fields) == 1:
-        return {}
+        return {"field": source.series_fields[0], "size": MAX_SERIES}
     parts = f" + '{SERIES_KEY_SEPARATOR}' + ".join(f"doc[{_painless_string(f)}].value" for f in source.series_fields)
-    present = " && ".join(f"doc[{_painless_string(f)}].size() > 0" for f in source.series_fields)
-    return {SERIES_KEY_FIELD: {"type": "keyword", "script": {"source": f"if ({present}) {{ emit({parts}); }}"}}}
+    return {"script": {"source": parts, "lang": "painless"}, "size": MAX_SERIES}
 
 
 def _painless_string(text: str) -> str:

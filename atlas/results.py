@@ -164,7 +164,9 @@ def percentile_series(
     index = pd.date_range(start, end, freq=step, tz="UTC")
     found = {r.window_end: r.percentiles.get(percentile) for r in results if r.metric == metric}
     values = [found.get(t.to_pydatetime()) for t in index]
-    return pd.Series([float("nan") if v is None else v for v in values], index=index, dtype=float)
+    numbers: list[float] = [float("nan") if v is None else float(v) for v in values]
+    series: pd.Series[float] = pd.Series(numbers, index=index, dtype="float64")
+    return series
 
 
 def _all_hits(client: EsClient, index: str, filters: list[dict[str, Any]], sort: list[str]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ def es_url() -> str:
 
 @pytest.fixture(scope="session")
 def es(es_url: str) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(es_url, request_timeout=60)
+    client = Elasticsearch(es_url, timeout=60)
     try:
         client.cluster.health(wait_for_status="yellow", timeout="60s")
     except Exception as exc:  # CI must fail, never skip, when Elasticsearch is missing
@@ -36,6 +36,6 @@ def index_name(es: Elasticsearch) -> Iterator[str]:
     # Resolve names first: clusters may forbid wildcard deletes (action.destructive_requires_name).
     for index in es.indices.get(index=f"{name}*", expand_wildcards="all"):
         es.indices.delete(index=index)
-    templates = es.options(ignore_status=404).indices.get_index_template(name=f"{name}*")
-    for template in templates.body.get("index_templates", []):
+    templates = es.indices.get_index_template(name=f"{name}*", ignore=404)
+    for template in templates.get("index_templates", []):
         es.indices.delete_index_template(name=template["name"])

@@ -45,7 +45,7 @@ def window_ends() -> pd.DatetimeIndex:
 
 def index_series(es: Elasticsearch, index: str, values: dict[Key, np.ndarray], job: str = "default") -> None:
     """One surprise document per metric and hour (a percentile left out where its value is NaN)."""
-    es.indices.create(index=index, mappings=surprise_mapping(PERCENTILES))
+    es.indices.create(index=index, body={"mappings": surprise_mapping(PERCENTILES)})
     docs = []
     for metric in sorted({m for m, _ in values}):
         for h in range(HOURS):

@@ -65,6 +65,11 @@ def write_watches(settings: Settings, out_dir: Path) -> list[Path]:
 def install_watch(client: EsClient, settings: Settings) -> str:
     """PUT the job's watch into Elasticsearch; a clear OutputError when the cluster has no Watcher."""
     wid = watch_id(settings)
+    if not es_client.has_watcher(client):
+        raise OutputError(
+            f"the cluster at {client.target} has no Watcher (it is an x-pack feature: use a default distribution"
+            " with a licence that includes it), or use atlas run's built-in alerts instead"
+        )
     try:
         es_client.put_watch(client, wid, build_watch(settings))
     except EsQueryRejected as exc:

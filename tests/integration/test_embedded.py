@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from atlas import es_client
-from atlas.embedded import ES_VERSION, cluster_status, default_home, start_cluster, stop_cluster
+from atlas.distributions import DEFAULT_VERSION
+from atlas.embedded import cluster_status, default_home, start_cluster, stop_cluster
 from atlas.errors import ConfigError
 from atlas.indices import source_mapping
 from atlas.ingest import load
@@ -61,7 +62,12 @@ def test_one_node_start_is_idempotent_and_stop_ends_it(data_dir: Path) -> None:
     status, already_running = start_cluster(data_dir=data_dir, dist_dir=DIST, port=9270, heap="512m")
 
     assert not already_running
-    assert (status.is_up, status.url, status.nodes, status.version) == (True, "http://127.0.0.1:9270", 1, ES_VERSION)
+    assert (status.is_up, status.url, status.nodes, status.version) == (
+        True,
+        "http://127.0.0.1:9270",
+        1,
+        DEFAULT_VERSION,
+    )
     assert len(status.pids) == 1
     assert cluster_status(data_dir) == status
     assert call("GET", f"{status.url}/_cluster/health")["cluster_name"] == "atlas-embedded"
@@ -69,7 +75,7 @@ def test_one_node_start_is_idempotent_and_stop_ends_it(data_dir: Path) -> None:
     again, already_running = start_cluster(data_dir=data_dir, dist_dir=DIST, port=9270, heap="512m")
     assert already_running
     assert again.pids == status.pids
-    with pytest.raises(ConfigError, match=r"already running with 1 node\(s\) at http://127.0.0.1:9270"):
+    with pytest.raises(ConfigError, match=r"already running with 1 node\(s\) of 7.10.2 at http://127.0.0.1:9270"):
         start_cluster(data_dir=data_dir, dist_dir=DIST, port=9271, heap="512m")
 
     assert stop_cluster(data_dir) == status.pids

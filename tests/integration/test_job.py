@@ -123,8 +123,8 @@ def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:  # kill it once it has recorded its first chunk
-        state = es.options(ignore_status=404).get(index=f"{index_name}-killed-state", id="default")
-        if state.body.get("found") and state.body["_source"].get("last_window_end"):
+        state = es.get(index=f"{index_name}-killed-state", id="default", ignore=404)
+        if state.get("found") and state["_source"].get("last_window_end"):
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the backfill ended before it could be killed; make it longer"
@@ -152,12 +152,12 @@ def test_too_many_buckets_is_one_clear_error(
     es: Elasticsearch, es_url: str, source_index: str, index_name: str
 ) -> None:
     settings = prepared(es_url, source_index, index_name)
-    es.cluster.put_settings(transient={"search.max_buckets": 100})
+    es.cluster.put_settings(body={"transient": {"search.max_buckets": 100}})
     try:
         with pytest.raises(EsQueryRejected, match=r"needs more buckets than the cluster's search.max_buckets allows"):
             pipeline.run_once(settings, es_client.connect(settings.es), START + timedelta(hours=100))
     finally:
-        es.cluster.put_settings(transient={"search.max_buckets": None})
+        es.cluster.put_settings(body={"transient": {"search.max_buckets": None}})
 
 
 def test_anomalies_command_lists_events_as_table_json_and_csv(

@@ -36,25 +36,29 @@ def test_wide_form_and_two_series_fields_match_long_form(es: Elasticsearch, es_u
     keyword, number = {"type": "keyword"}, {"type": "double"}
     es.indices.create(
         index=wide,
-        mappings={
-            "properties": {
-                "@timestamp": {"type": "date"},
-                "host": keyword,
-                "disk": keyword,
-                "system.cpu.pct": number,
-                "system.mem.pct": number,
+        body={
+            "mappings": {
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "host": keyword,
+                    "disk": keyword,
+                    "system.cpu.pct": number,
+                    "system.mem.pct": number,
+                }
             }
         },
     )
     es.indices.create(
         index=long,
-        mappings={
-            "properties": {
-                "@timestamp": {"type": "date"},
-                "host": keyword,
-                "disk": keyword,
-                "metric": keyword,
-                "value": number,
+        body={
+            "mappings": {
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "host": keyword,
+                    "disk": keyword,
+                    "metric": keyword,
+                    "value": number,
+                }
             }
         },
     )

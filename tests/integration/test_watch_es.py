@@ -63,5 +63,5 @@ def test_watch_flags_what_the_threshold_stage_flags(
 
 def test_install_says_the_cluster_has_no_watcher(es_url: str, index_name: str) -> None:
     settings = settings_for(es_url, index_name, 6, 3.0)
-    with pytest.raises(OutputError, match="this cluster has no Watcher"):
+    with pytest.raises(OutputError, match="has no Watcher"):
         install_watch(es_client.connect(settings.es), settings)

@@ -41,7 +41,8 @@ def test_default_request() -> None:
     assert "params.sd" not in hours["surprise"]["bucket_script"]["script"]["source"]
     assert body["aggs"]["m0"]["aggs"]["percentiles"]["percentiles_bucket"]["percents"] == [90.0]
     assert body["aggs"]["m0"]["aggs"]["top"]["aggs"]["trim"]["bucket_sort"]["size"] == 5
-    assert body["runtime_mappings"] == {}
+    assert "runtime_mappings" not in body  # clusters before 7.11 refuse the key
+    assert body["aggs"]["m0"]["aggs"]["series"]["terms"] == {"field": "query", "size": 65536}
 
 
 def test_zscore_divides_by_the_baseline_std() -> None:
@@ -54,10 +55,17 @@ def test_zscore_divides_by_the_baseline_std() -> None:
 def test_wide_form_and_two_series_fields() -> None:
     overrides = {"source.value_fields": {"cpu": "system.cpu.pct"}, "source.series_fields": ["host", "disk"]}
     body = build_surprise_request(load_settings(None, overrides), ["cpu"], T).body
-    assert body["aggs"]["m0"]["filter"] == {"exists": {"field": "system.cpu.pct"}}
+    assert body["aggs"]["m0"]["filter"] == {
+        "bool": {
+            "filter": [
+                {"exists": {"field": "system.cpu.pct"}},
+                {"exists": {"field": "host"}},
+                {"exists": {"field": "disk"}},
+            ]
+        }
+    }
     assert hours_aggs(body)["x"] == {"avg": {"field": "system.cpu.pct"}}
     assert len(body["query"]["bool"]["filter"]) == 1  # no metric terms filter in wide form
-    runtime = body["runtime_mappings"]["atlas_series"]
-    assert runtime["type"] == "keyword"
-    assert "doc['host'].value + '|' + doc['disk'].value" in runtime["script"]["source"]
-    assert body["aggs"]["m0"]["aggs"]["series"]["terms"]["field"] == "atlas_series"
+    for tree in ("series", "top"):
+        terms = body["aggs"]["m0"]["aggs"][tree]["terms"]
+        assert terms["script"] == {"source": "doc['host'].value + '|' + doc['disk'].value", "lang": "painless"}

@@ -1,0 +1,139 @@
+"""The Elasticsearch distributions atlas can run, fetched from Maven Central with mvn and unpacked, modules added."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlas.errors import ConfigError, EsUnavailable, ToolMissing
+
+DEFAULT_VERSION = "7.10.2"
+
+
+@dataclass(frozen=True)
+class Module:
+    """A standard module that a distribution's Maven zip leaves out: the jars mvn copies for it, and its descriptor."""
+
+    name: str
+    classname: str
+    jar_prefixes: tuple[str, ...]
+    policy: str
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One Elasticsearch version as atlas runs it: the pom.xml profile that fetches it and the modules it adds."""
+
+    version: str
+    what: str
+    modules: tuple[Module, ...] = ()
+    has_xpack: bool = False
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def profile(self) -> str:
+        return f"es-{self.version}"
+
+
+_PAINLESS_7 = Module(
+    name="lang-painless",
+    classname="org.elasticsearch.painless.PainlessPlugin",
+    jar_prefixes=("lang-painless-", "scripting-painless-spi-", "antlr4-runtime-", "asm-"),
+    # Painless compiles scripts to classes in a class loader of its own, and finds whitelisted classes through
+    # the loader that loaded it; the grants of Elastic's own policy for this module.
+    policy='grant {\n  permission java.lang.RuntimePermission "createClassLoader";\n'
+    '  permission java.lang.RuntimePermission "getClassLoader";\n};\n',
+)
+
+DISTRIBUTIONS = {
+    "7.10.2": Distribution("7.10.2", "integ-test-zip with lang-painless", modules=(_PAINLESS_7,)),
+    "6.8.23": Distribution("6.8.23", "full distribution with x-pack, trial licence", has_xpack=True),
+    "8.19.9": Distribution("8.19.9", "integ-test-zip, no scripts", has_xpack=True),
+}
+
+
+def distribution(version: str) -> Distribution:
+    """The distribution of one version atlas knows; ConfigError naming the known ones otherwise."""
+    if version not in DISTRIBUTIONS:
+        raise ConfigError(f"--version must be one of {', '.join(DISTRIBUTIONS)}, got {version!r}")
+    return DISTRIBUTIONS[version]
+
+
+def ensure_distribution(dist: Distribution, dist_dir: Path) -> Path:
+    """Fetch (mvn), unpack and complete one version in dist_dir unless already there; returns its home directory."""
+    home = dist_dir / f"elasticsearch-{dist.version}"
+    if (home / "bin" / "elasticsearch").is_file():
+        return home
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    download = dist_dir / f"download-{dist.version}"
+    archive = download / f"elasticsearch-{dist.version}.zip"
+    if not zipfile.is_zipfile(archive):
+        _fetch(dist, download, archive)
+    # Unpack beside the target and rename, so a half-unpacked tree is never taken for a distribution.
+    partial = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dist_dir))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                target = zf.extract(info, partial)
+                mode = (info.external_attr >> 16) & 0o7777
+                if mode:  # zipfile drops permissions, and bin/* must stay executable
+                    os.chmod(target, mode)
+        for module in dist.modules:
+            _install_module(partial / home.name, module, dist.version, download)
+        try:
+            (partial / home.name).rename(home)
+        except OSError:
+            if not (home / "bin" / "elasticsearch").is_file():  # not a concurrent unpack that won
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(download, ignore_errors=True)
+    return home
+
+
+def _fetch(dist: Distribution, download: Path, archive: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ToolMissing("mvn not found: install Maven (apt-get install maven)")
+    here = Path(__file__).resolve().parent
+    pom = next((p for p in (here / "pom.xml", here.parent / "pom.xml") if p.is_file()), here / "pom.xml")
+    cmd = [mvn, "-q", "-B", "-f", str(pom), "-P", dist.profile, "dependency:copy-dependencies"]
+    proc = subprocess.run([*cmd, f"-DoutputDirectory={download}"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not zipfile.is_zipfile(archive):
+        lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+        errors = [line for line in lines if "ERROR" in line] or lines
+        reason = errors[0][:300] if errors else f"exit code {proc.returncode}"
+        raise EsUnavailable(
+            f"mvn could not fetch Elasticsearch {dist.version} (profile {dist.profile} of {pom}): {reason}"
+        )
+
+
+def _install_module(es_home: Path, module: Module, version: str, download: Path) -> None:
+    """Put a module's jars, its plugin descriptor and its security policy into modules/<name>/."""
+    jars = sorted(p for p in download.glob("*.jar") if p.name.startswith(module.jar_prefixes))
+    if not any(p.name.startswith(module.jar_prefixes[0]) for p in jars):
+        raise EsUnavailable(f"mvn did not fetch the {module.name} {version} module jar into {download}")
+    target = es_home / "modules" / module.name
+    target.mkdir(parents=True, exist_ok=True)
+    for jar in jars:
+        shutil.copyfile(jar, target / jar.name)
+    descriptor = {
+        "description": f"Elasticsearch's {module.name} module",
+        "version": version,
+        "name": module.name,
+        "classname": module.classname,
+        "java.version": "1.8",
+        "elasticsearch.version": version,
+        "extended.plugins": "",
+        "has.native.controller": "false",
+    }
+    (target / "plugin-descriptor.properties").write_text("".join(f"{k}={v}\n" for k, v in descriptor.items()))
+    (target / "plugin-security.policy").write_text(module.policy)
