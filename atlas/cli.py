@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -50,9 +50,18 @@ def echo_json(data: Any) -> None:
 
 @contextmanager
 def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields the callback that advances it."""
-    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
-        yield bar.update
+    """A progress bar on stderr, drawn from the first advance on (a command that fails before any work prints only
+    its error line); yields the callback that advances it."""
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def advance(n: int) -> None:
+            if not bars:
+                bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+                bars.append(stack.enter_context(bar))
+            bars[0].update(n)
+
+        yield advance
 
 
 def concrete_index(index: str, option: str) -> str:
@@ -403,17 +412,21 @@ def watch_install(obj: CliContext) -> None:
 
 @watch.command("execute")
 @click.option("--at", help="trigger time (ISO-8601, UTC) [default: now]")
+@click.option("--send", is_flag=True, help="with Watcher: send the actions for real (default: simulate them)")
 @click.pass_obj
-def watch_execute(obj: CliContext, at: str | None) -> None:
-    """Dry run: the watch's search on the live cluster, its condition, its rendered actions; nothing is sent."""
+def watch_execute(obj: CliContext, at: str | None, send: bool) -> None:
+    """Run the watch once: by the cluster's Watcher (the installed watch) when it has one, else evaluated by atlas
+    (its search on the live cluster, its condition, its rendered actions); nothing is sent without --send."""
     settings = obj.settings()
-    run = outputs_watch.execute_dry_run(es_client.connect(settings.es), settings, parse_at(at))
+    run = outputs_watch.execute_once(es_client.connect(settings.es), settings, parse_at(at), send=send)
     echo_json(
         {
             "watch": run.watch_id,
+            "executed_by": run.executed_by,
             "condition_met": run.condition_met,
             "flagged_metrics": run.flagged_metrics,
             "actions": run.actions,
+            "action_status": run.action_status,
         }
     )
 

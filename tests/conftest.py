@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
+from atlas import es_client
+
 ES_URL = os.environ.get("ATLAS_TEST_ES_URL", "http://127.0.0.1:9250")
 
 
@@ -29,13 +31,11 @@ def es(es_url: str) -> Iterator[Elasticsearch]:
 
 
 @pytest.fixture
-def index_name(es: Elasticsearch) -> Iterator[str]:
+def index_name(es: Elasticsearch, es_url: str) -> Iterator[str]:
     """A unique `atlas-test-<uuid>` prefix; every index starting with it is deleted afterwards."""
     name = f"atlas-test-{uuid.uuid4().hex[:12]}"
     yield name
     # Resolve names first: clusters may forbid wildcard deletes (action.destructive_requires_name).
     for index in es.indices.get(index=f"{name}*", expand_wildcards="all"):
         es.indices.delete(index=index)
-    templates = es.indices.get_index_template(name=f"{name}*", ignore=404)
-    for template in templates.get("index_templates", []):
-        es.indices.delete_index_template(name=template["name"])
+    es_client.delete_index_templates(es_client.EsClient(es, es_url), name)

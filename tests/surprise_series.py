@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from elasticsearch import Elasticsearch, helpers
 
+from atlas import es_client
+from atlas.es_client import EsClient
 from atlas.indices import percentile_field, surprise_mapping
 from atlas.settings import ThresholdSettings
 from atlas.threshold import threshold_points
@@ -43,9 +44,9 @@ def window_ends() -> pd.DatetimeIndex:
     return pd.date_range(START, periods=HOURS, freq="h", tz="UTC")
 
 
-def index_series(es: Elasticsearch, index: str, values: dict[Key, np.ndarray], job: str = "default") -> None:
+def index_series(client: EsClient, index: str, values: dict[Key, np.ndarray], job: str = "default") -> None:
     """One surprise document per metric and hour (a percentile left out where its value is NaN)."""
-    es.indices.create(index=index, body={"mappings": surprise_mapping(PERCENTILES)})
+    es_client.create_index(client, index, {"mappings": surprise_mapping(PERCENTILES)})
     docs = []
     for metric in sorted({m for m, _ in values}):
         for h in range(HOURS):
@@ -60,8 +61,8 @@ def index_series(es: Elasticsearch, index: str, values: dict[Key, np.ndarray], j
             for (m, p), series in values.items():
                 if m == metric and not math.isnan(series[h]):
                     doc[percentile_field(p)] = float(series[h])
-            docs.append({"_index": index, "_source": doc})
-    helpers.bulk(es, docs, refresh=True)
+            docs.append({"_source": doc})
+    es_client.bulk_index(client, index, docs)
 
 
 def flagged_by_python(values: dict[Key, np.ndarray], settings: ThresholdSettings) -> dict[datetime, set[Key]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,19 @@ _SCHEDULED = "{{ctx.trigger.scheduled_time}}"
 
 @dataclass(frozen=True)
 class DryRun:
-    """A watch executed without Watcher: whether its condition held on the live answer, and its rendered actions."""
+    """A watch executed once: whether its condition held on the live answer, and its rendered actions.
+
+    `executed_by` is `watcher` when the cluster's Watcher ran it, `atlas` when atlas evaluated it without Watcher;
+    `action_status` is Watcher's status of each action (`simulated`, `success`, `failure`, ...), empty for atlas.
+    """
 
     watch_id: str
     condition_met: bool
     flagged_metrics: int
     actions: dict[str, str]
     payload: dict[str, Any]
+    executed_by: str = "atlas"
+    action_status: dict[str, str] = field(default_factory=dict)
 
 
 def watch_id(settings: Settings) -> str:
@@ -87,10 +93,10 @@ def execute_dry_run(client: EsClient, settings: Settings, scheduled: datetime) -
     """Run the watch's search on the live cluster as if triggered at `scheduled` (UTC), evaluate its condition
     and render its actions' text; nothing is sent."""
     watch = build_watch(settings)
-    ctx = {"trigger": {"scheduled_time": format_instant(scheduled)}, "watch_id": watch_id(settings)}
+    ctx = {"trigger": {"scheduled_time": _watcher_instant(scheduled)}, "watch_id": watch_id(settings)}
     request = json.loads(render_mustache(json.dumps(watch["input"]["search"]["request"]), {"ctx": ctx}))
     payload = es_client.search(client, ",".join(request["indices"]), request["body"])
-    context = {"ctx": {**ctx, "payload": payload, "execution_time": format_instant(scheduled)}}
+    context = {"ctx": {**ctx, "payload": payload, "execution_time": _watcher_instant(scheduled)}}
     met = all(_compare(context, path, rule) for path, rule in watch["condition"]["compare"].items())
     actions = {}
     if met:
@@ -99,6 +105,45 @@ def execute_dry_run(client: EsClient, settings: Settings, scheduled: datetime) -
             actions[name] = render_mustache(body, context)
     count = payload.get("aggregations", {}).get("flagged_metrics", {}).get("count", 0)
     return DryRun(watch_id(settings), met, int(count), actions, payload)
+
+
+def _watcher_instant(instant: datetime) -> str:
+    """An instant (UTC) as Watcher writes ctx times into its templates: milliseconds always shown."""
+    utc = instant.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def execute_once(client: EsClient, settings: Settings, scheduled: datetime, *, send: bool = False) -> DryRun:
+    """Run the watch once as if triggered at `scheduled` (UTC): by the cluster's Watcher when it has one, else
+    evaluated by atlas (nothing sent then)."""
+    if es_client.has_watcher(client):
+        return execute_in_watcher(client, settings, scheduled, send=send)
+    return execute_dry_run(client, settings, scheduled)
+
+
+def execute_in_watcher(client: EsClient, settings: Settings, scheduled: datetime, *, send: bool) -> DryRun:
+    """Have the cluster's Watcher run the installed watch as if triggered at `scheduled` (UTC); its actions are
+    sent when `send`, else simulated (rendered, not sent)."""
+    answer = es_client.execute_watch(client, watch_id(settings), format_instant(scheduled), send=send)
+    result = answer.get("watch_record", {}).get("result", {})
+    payload = result.get("input", {}).get("payload", {})
+    actions, status = {}, {}
+    for action in result.get("actions", []):
+        status[action["id"]] = str(action.get("status"))
+        actions[action["id"]] = _sent_text(action)
+    count = payload.get("aggregations", {}).get("flagged_metrics", {}).get("count", 0)
+    met = bool(result.get("condition", {}).get("met"))
+    return DryRun(watch_id(settings), met, int(count), actions, payload, "watcher", status)
+
+
+def _sent_text(action: dict[str, Any]) -> str:
+    """The text Watcher rendered for a Slack or email action (sent or simulated)."""
+    if "slack" in action:
+        slack = action["slack"]
+        messages = [m.get("message", {}) for m in slack.get("sent_messages", [])] or [slack.get("message", {})]
+        return str(messages[0].get("text", "")) if messages else ""
+    body = action.get("email", {}).get("message", {}).get("body", {})
+    return str(body.get("text", ""))
 
 
 def _metric_aggs(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from elasticsearch import Elasticsearch
 
+from atlas import es_client
 from atlas.outputs.timelion import build_expression
 from atlas.settings import load_settings
 from atlas.threshold import threshold_points
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize(("window", "sigmas"), [(6, 3.0), (4, 2.0), (10, 1.5)], ids=["w6-s3", "w4-s2", "w10-s1.5"])
-def test_bars_are_the_python_stage_anomalies(es: Elasticsearch, index_name: str, window: int, sigmas: float) -> None:
+def test_bars_are_the_python_stage_anomalies(
+    es: Elasticsearch, es_url: str, index_name: str, window: int, sigmas: float
+) -> None:
     overrides = {
         "results.prefix": index_name,
         "surprise.percentiles": [90.0, 99.0],
@@ -29,7 +32,7 @@ def test_bars_are_the_python_stage_anomalies(es: Elasticsearch, index_name: str,
     }
     settings = load_settings(None, overrides)
     values = sample_series()
-    index_series(es, f"{index_name}-surprise", values)
+    index_series(es_client.EsClient(es, es_url), f"{index_name}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
     evaluator = Evaluator(es, START, START + timedelta(hours=HOURS), timedelta(hours=1))
     times = [t.to_pydatetime() for t in window_ends()]

@@ -35,7 +35,7 @@ def test_watch_flags_what_the_threshold_stage_flags(
 ) -> None:
     settings = settings_for(es_url, index_name, window, sigmas)
     values = sample_series()
-    index_series(es, f"{index_name}-surprise", values)
+    index_series(es_client.connect(settings.es), f"{index_name}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
     client = es_client.connect(settings.es)
     flagged_somewhere = 0

@@ -1,0 +1,136 @@
+"""Real Watcher (Elasticsearch 6.8.23, trial licence): the watch installed with `atlas watch install` and run by
+Watcher for every window end flags exactly what the Python threshold stage flags, and its Slack and email actions
+reach a local HTTP server and a local SMTP server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from atlas import es_client
+from atlas.cli import cli
+from atlas.embedded import NodeOptions
+from atlas.indices import percentile_field
+from atlas.outputs.watch import execute_dry_run, execute_in_watcher
+from atlas.settings import load_settings
+from tests.es_nodes import running_node
+from tests.local_servers import Recorded, http_server, smtp_server
+from tests.surprise_series import PERCENTILES, flagged_by_python, index_series, sample_series, window_ends
+
+pytestmark = pytest.mark.integration
+
+PORT = 9292
+SLACK_PATH = "/services/T0/B0/atlas-test"
+
+
+@dataclass(frozen=True)
+class WatcherNode:
+    url: str
+    slack: Recorded
+    mail: Recorded
+
+
+@pytest.fixture(scope="module")
+def watcher_node() -> Iterator[WatcherNode]:
+    with http_server() as (slack_url, slack_seen), smtp_server() as (smtp_port, mail_seen):
+        accounts = {
+            "xpack.notification.slack.account.ops.url": slack_url + SLACK_PATH,
+            "xpack.notification.email.account.mail.profile": "standard",
+            "xpack.notification.email.account.mail.email_defaults.from": "watcher@localhost",
+            "xpack.notification.email.account.mail.smtp.host": "127.0.0.1",
+            "xpack.notification.email.account.mail.smtp.port": smtp_port,
+        }
+        with running_node("6.8.23", PORT, NodeOptions(settings=accounts)) as (url, _):
+            yield WatcherNode(url, slack_seen, mail_seen)
+
+
+def write_config(path: Path, url: str, prefix: str, window: int, sigmas: float) -> Path:
+    config = {
+        "es": {"urls": [url]},
+        "results": {"prefix": prefix},
+        "surprise": {"percentiles": list(PERCENTILES)},
+        "threshold": {"window": window, "sigmas": sigmas, "levels": [sigmas, sigmas + 1, sigmas + 2]},
+        "alerts": {"watcher_slack_account": "ops", "watcher_email_account": "mail", "email_to": ["sre@example.com"]},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(("window", "sigmas"), [(6, 3.0), (4, 2.0)], ids=["window6-sigmas3", "window4-sigmas2"])
+def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
+    watcher_node: WatcherNode, tmp_path: Path, window: int, sigmas: float
+) -> None:
+    prefix = f"atlas-watcher-w{window}"
+    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, window, sigmas)
+    settings = load_settings(config, {})
+    client = es_client.connect(settings.es)
+    assert client.version == (6, 8)
+    values = sample_series()
+    index_series(client, f"{prefix}-surprise", values)
+    expected = flagged_by_python(values, settings.threshold)
+
+    installed = CliRunner().invoke(cli, ["--config", str(config), "watch", "install"])
+    assert installed.exit_code == 0, installed.output
+    assert installed.stdout.strip() == "atlas-default"
+
+    slack_before, mail_before = len(watcher_node.slack.requests), len(watcher_node.mail.messages)
+    alerted = []
+    for end in window_ends():
+        t = end.to_pydatetime()
+        run = execute_in_watcher(client, settings, t, send=True)
+        assert run.executed_by == "watcher"
+        got = {
+            (bucket["key"], p)
+            for bucket in run.payload["aggregations"]["metrics"]["buckets"]
+            for p in PERCENTILES
+            for point in bucket[f"points_{percentile_field(p)}"]["buckets"]
+            if point["key"] == int(t.timestamp() * 1000)
+        }
+        assert got == expected[t], t
+        assert run.condition_met == bool(expected[t]), t
+        if expected[t]:
+            alerted.append(t)
+            assert run.action_status == {"slack": "success", "email": "success"}, t
+            for metric, p in expected[t]:
+                assert f"metric {metric}:" in run.actions["slack"] and f"p{p:g} " in run.actions["slack"]
+            # atlas's own evaluation of the same watch (for clusters without Watcher) renders the same text, but
+            # for the last newline, which Watcher's Mustache drops after a line of closing tags
+            own = execute_dry_run(client, settings, t).actions["slack"]
+            assert own.rstrip("\n") == run.actions["slack"].rstrip("\n"), t
+        else:
+            assert run.action_status == {}, t
+    assert len(alerted) >= 4
+
+    posts = watcher_node.slack.requests[slack_before:]
+    assert len(posts) == len(alerted)
+    assert {post["path"] for post in posts} == {SLACK_PATH}
+    texts = [json.loads(post["body"])["text"] for post in posts]
+    assert all(text.startswith("atlas job default: metrics above their threshold at ") for text in texts)
+    mails = watcher_node.mail.messages[mail_before:]
+    assert len(mails) == len(alerted)
+    assert {m["To"] for m in mails} == {"sre@example.com"}
+    assert {m["Subject"] for m in mails} == {"[atlas] job default: metrics above their threshold"}
+
+
+def test_atlas_watch_execute_uses_watcher_and_simulates_by_default(watcher_node: WatcherNode, tmp_path: Path) -> None:
+    prefix = "atlas-watcher-cli"
+    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, 6, 3.0)
+    settings = load_settings(config, {})
+    index_series(es_client.connect(settings.es), f"{prefix}-surprise", sample_series())
+    assert CliRunner().invoke(cli, ["--config", str(config), "watch", "install"]).exit_code == 0
+    spike = next(t for t, keys in flagged_by_python(sample_series(), settings.threshold).items() if keys)
+
+    slack_before = len(watcher_node.slack.requests)
+    result = CliRunner().invoke(cli, ["--config", str(config), "watch", "execute", "--at", spike.isoformat()])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert (answer["executed_by"], answer["condition_met"]) == ("watcher", True)
+    assert answer["action_status"] == {"slack": "simulated", "email": "simulated"}
+    assert "metric " in answer["actions"]["slack"]
+    assert len(watcher_node.slack.requests) == slack_before  # simulated: nothing sent
