@@ -90,7 +90,7 @@ def connect(es: EsSettings) -> EsClient:
     if not es.verify_certs:
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     # Deprecation notes of older servers (6.8's "default number of shards will change") are not the user's to act on.
-    warnings.filterwarnings("ignore", category=elasticsearch.ElasticsearchWarning)
+    warnings.filterwarnings("ignore", category=elasticsearch.exceptions.ElasticsearchWarning)
     if es.cloud_id:
         return EsClient(Elasticsearch(cloud_id=es.cloud_id, **options), describe_target(es))
     return EsClient(Elasticsearch(list(es.urls), **options), describe_target(es))

@@ -9,6 +9,7 @@ from typing import Any
 from elasticsearch_dsl import Date, Double, Integer, Keyword, Mapping, Object
 
 from atlas import es_client
+from atlas.errors import ConfigError
 from atlas.es_client import EsClient
 from atlas.settings import ResultsSettings, Settings, SourceSettings
 
@@ -123,27 +124,87 @@ def _index_body(results: ResultsSettings, mappings: dict[str, Any]) -> dict[str,
     }
 
 
-def setup_indices(client: EsClient, settings: Settings) -> dict[str, str]:
-    """Put the result index templates and create or update the indices; idempotent.
-
-    Returns each index name with what happened to it: `created` or `updated` (mapping re-applied).
-    """
+def _wanted_mappings(settings: Settings) -> dict[str, dict[str, Any]]:
     names = result_indices(settings.results)
-    wanted = {
+    return {
         names.surprise: surprise_mapping(settings.surprise.percentiles),
         names.anomalies: anomaly_mapping(),
         names.state: state_mapping(),
     }
+
+
+def mapping_conflicts(found: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+    """Fields whose mapped type differs from atlas's (`field: found X, atlas maps Y`); absent fields are not
+    conflicts (a put mapping adds them), fields atlas does not map are ignored."""
+    conflicts = []
+    found_props = found.get("properties", {})
+    for name, spec in wanted.get("properties", {}).items():
+        have = found_props.get(name)
+        if have is None:
+            continue
+        if "properties" in spec:
+            if "type" in have and have["type"] != "object":
+                conflicts.append(f"{prefix}{name}: found {have['type']}, atlas maps an object")
+            else:
+                conflicts += mapping_conflicts(have, spec, f"{prefix}{name}.")
+        elif have.get("type", "object") != spec.get("type"):
+            conflicts.append(f"{prefix}{name}: found {have.get('type', 'object')}, atlas maps {spec.get('type')}")
+    return conflicts
+
+
+def _missing_fields(found: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    present = found.get("properties", {})
+    return [name for name in wanted.get("properties", {}) if name not in present]
+
+
+def _refuse_conflicts(index: str, found: dict[str, Any], wanted: dict[str, Any]) -> None:
+    conflicts = mapping_conflicts(found, wanted)
+    if conflicts:
+        raise ConfigError(
+            f"result index {index} maps {conflicts[0]}"
+            + (f" (and {len(conflicts) - 1} more field(s))" if len(conflicts) > 1 else "")
+            + "; a field's type cannot change: delete the index (`atlas backfill` recomputes its results) or set"
+            " another results.prefix, then run `atlas setup`"
+        )
+
+
+def setup_indices(client: EsClient, settings: Settings) -> dict[str, str]:
+    """Put the result index templates and create or update the indices; idempotent.
+
+    Returns each index name with what happened to it: `created` or `updated` (mapping re-applied). An index whose
+    fields have other types than atlas's (made by hand, or by Elasticsearch's dynamic mapping) is refused, naming
+    the field and the fix, before anything is changed.
+    """
+    wanted = _wanted_mappings(settings)
+    existing = {
+        index: es_client.get_mapping(client, index) for index in wanted if es_client.index_exists(client, index)
+    }
+    for index, found in existing.items():
+        _refuse_conflicts(index, found, wanted[index])
     outcome: dict[str, str] = {}
     for index, mappings in wanted.items():
         body = _index_body(settings.results, mappings)
         es_client.put_index_template(client, index, [index], body)
-        if es_client.create_index(client, index, body):
+        if index not in existing and es_client.create_index(client, index, body):
             outcome[index] = "created"
         else:
             es_client.put_mapping(client, index, mappings)
             outcome[index] = "updated"
     return outcome
+
+
+def require_result_indices(client: EsClient, settings: Settings) -> None:
+    """Refuse to write results into indices `atlas setup` has not made as atlas maps them (missing, a missing
+    field, another type, or not strict), so that Elasticsearch never creates them with dynamic mappings."""
+    for index, wanted in _wanted_mappings(settings).items():
+        if not es_client.index_exists(client, index):
+            raise ConfigError(f"result index {index} does not exist: run `atlas setup` first")
+        found = es_client.get_mapping(client, index)
+        _refuse_conflicts(index, found, wanted)
+        missing = _missing_fields(found, wanted)
+        if missing or found.get("dynamic") != "strict":
+            what = f"lacks the field {missing[0]}" if missing else "does not have atlas's strict mapping"
+            raise ConfigError(f"result index {index} {what}: run `atlas setup` first")
 
 
 def ensure_source_index(client: EsClient, index: str, source: SourceSettings, extra_keywords: Iterable[str]) -> bool:

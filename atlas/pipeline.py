@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from atlas import es_client, evaluate, results, state
+from atlas import es_client, evaluate, indices, results, state
 from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
@@ -76,6 +76,7 @@ def run_once(
 ) -> RunResult:
     """Process every complete window after the last one done, up to `now` (UTC), holding the job's lease."""
     es_client.require_script_modules(client)
+    indices.require_result_indices(client, settings)
     if dry_run:
         ends = pending_windows(settings, state.read_last_window_end(client, settings), now)
         return _process(settings, client, ends, dry_run=True, lease=None, progress=progress)[0]
@@ -113,6 +114,7 @@ def backfill(
     if not ends:
         raise ConfigError(f"no window ends between {format_instant(start)} and {format_instant(end)}")
     es_client.require_script_modules(client)
+    indices.require_result_indices(client, settings)
     lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
     last = lease.last_window_end
     # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.

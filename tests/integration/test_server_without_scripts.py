@@ -53,7 +53,7 @@ def atlas(config: Path, *args: str) -> tuple[int, str, str]:
 
 
 def test_setup_simulate_and_ingest_work(url: str, tmp_path: Path) -> None:
-    config, settings = write_config(tmp_path, url, "atlas-v8-data")
+    config, _ = write_config(tmp_path, url, "atlas-v8-data")
     code, out, err = atlas(config, "setup")
     assert code == 0, err
     assert set(json.loads(out)["indices"]) == {

@@ -68,5 +68,51 @@ def test_setup_against_unreachable_cluster_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config), "setup"])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: asking the cluster for its version: cannot reach Elasticsearch at http://127.0.0.1:9"
+        "Error: checking index atlas-test-unreachable-surprise: cannot reach Elasticsearch at http://127.0.0.1:9"
     ]
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "--at", "2024-01-03T00:00:00Z"], ["backfill", "--from", "2024-01-02", "--to", "2024-01-03"]]
+)
+def test_the_job_before_setup_refuses_and_creates_nothing(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path, command: list[str]
+) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(write_config(tmp_path, es_url, index_name)), *command])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: result index {index_name}-surprise does not exist: run `atlas setup` first"
+    ]
+    for kind in ("surprise", "anomalies", "state"):
+        assert not es.indices.exists(index=f"{index_name}-{kind}")
+
+
+def test_setup_names_a_field_that_dynamic_mapping_typed_otherwise(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
+) -> None:
+    # What Elasticsearch makes of a surprise document written before setup: metric becomes text, p90 a float.
+    es.index(index=f"{index_name}-surprise", body={"metric": "cpu", "p90": 1.5}, refresh=True)
+    config = str(write_config(tmp_path, es_url, index_name))
+    expected = (
+        f"Error: result index {index_name}-surprise maps metric: found text, atlas maps keyword"
+        " (and 1 more field(s)); a field's type cannot change: delete the index (`atlas backfill` recomputes its"
+        " results) or set another results.prefix, then run `atlas setup`"
+    )
+    for command in (["setup"], ["run", "--at", "2024-01-03T00:00:00Z"]):
+        result = CliRunner().invoke(cli, ["--config", config, *command])
+        assert result.exit_code == 2, command
+        assert result.stderr.strip().splitlines() == [expected], command
+    assert not es.indices.exists(index=f"{index_name}-anomalies")  # setup changed nothing
+
+    es.indices.delete(index=f"{index_name}-surprise")
+    assert CliRunner().invoke(cli, ["--config", config, "setup"]).exit_code == 0
+
+
+def test_run_after_a_new_percentile_without_setup_asks_for_setup(es_url: str, index_name: str, tmp_path: Path) -> None:
+    assert CliRunner().invoke(cli, ["--config", str(write_config(tmp_path, es_url, index_name, "[90]")), "setup"])
+    config = str(write_config(tmp_path, es_url, index_name, "[90, 99]"))
+    result = CliRunner().invoke(cli, ["--config", config, "run", "--at", "2024-01-03T00:00:00Z"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: result index {index_name}-surprise lacks the field p99: run `atlas setup` first"
+    )
