@@ -46,8 +46,11 @@ SendReport = list[Delivery]  # one Delivery per notification and configured chan
 def select_unsent(
     events: Sequence[AnomalyEvent], sent: Mapping[str, datetime], now: datetime, realert: timedelta
 ) -> list[AnomalyEvent]:
-    """The events not sent within `realert` before `now` (UTC); a growing event keeps its id, so it is not re-sent."""
-    return [e for e in events if e.event_id not in sent or now - sent[e.event_id] >= realert]
+    """The events to alert on at `now` (UTC): those not sent within `realert`, and still recent, their last point
+    less than `realert` ago, so a run catching up after downtime never sends a flood of stale events. A growing
+    event keeps its id, so it is not re-sent."""
+    recent = [e for e in events if now - e.end < realert]
+    return [e for e in recent if e.event_id not in sent or now - sent[e.event_id] >= realert]
 
 
 def build_notifications(events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly], job: str) -> list[Notification]:

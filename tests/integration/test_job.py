@@ -95,6 +95,21 @@ def test_run_at_a_past_hour_reproduces_the_backfilled_documents(
     assert len(documents(es, f"{index_name}-a-surprise")) == 101 * 2
 
 
+def test_one_run_after_72_hours_of_downtime_catches_up_like_a_backfill(
+    es: Elasticsearch, es_url: str, source_index: str, index_name: str
+) -> None:
+    whole = prepared(es_url, source_index, f"{index_name}-a")
+    resumed = prepared(es_url, source_index, f"{index_name}-b")
+    client = es_client.connect(whole.es)
+    pipeline.backfill(whole, client, START + timedelta(hours=50), START + timedelta(hours=150))
+    pipeline.backfill(resumed, client, START + timedelta(hours=50), START + timedelta(hours=78))
+    caught_up = pipeline.run_once(resumed, client, START + timedelta(hours=150, minutes=30))  # cron down for 72 h
+    assert len(caught_up.windows) == 72
+    assert caught_up.windows[0] == START + timedelta(hours=79)
+    for kind in ("surprise", "anomalies"):
+        assert documents(es, f"{index_name}-b-{kind}") == documents(es, f"{index_name}-a-{kind}"), kind
+
+
 def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
     es: Elasticsearch, es_url: str, source_index: str, index_name: str, tmp_path: Path
 ) -> None:

@@ -75,6 +75,21 @@ def test_a_growing_event_keeps_its_id_and_is_not_resent() -> None:
     assert [e.event_id for e in fresh] == [EVENTS[2].event_id]
 
 
+STALENESS_CASES = {
+    "last point now": (timedelta(hours=0), True),
+    "last point 23h ago": (timedelta(hours=23), True),
+    "last point exactly realert ago": (timedelta(hours=24), False),
+    "last point 60h ago (caught up after downtime)": (timedelta(hours=60), False),
+}
+
+
+@pytest.mark.parametrize(("age", "sent"), STALENESS_CASES.values(), ids=STALENESS_CASES.keys())
+def test_events_older_than_realert_are_never_sent(age: timedelta, sent: bool) -> None:
+    never_sent = EVENTS[0]  # its last point is T + 1h
+    fresh = select_unsent([never_sent], {}, never_sent.end + age, REALERT)
+    assert [e.event_id for e in fresh] == ([never_sent.event_id] if sent else [])
+
+
 def test_slack_and_email_receive_the_exact_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     notes = build_notifications(EVENTS[:2], ANOMALIES[:2], "default")
     with http_server() as (url, slack), smtp_server() as (port, mail):
