@@ -25,9 +25,11 @@ _LATEST_SCRIPT_MODULES = ("lang-painless", "aggregations")
 class EsClient:
     """A client for one cluster; asks the cluster for its version once, on first need."""
 
-    def __init__(self, raw: Elasticsearch, target: str) -> None:
+    def __init__(self, raw: Elasticsearch, target: str, timeout_s: float = 60.0, attempts: int = 4) -> None:
         self.raw = raw
         self.target = target
+        self.timeout_s = timeout_s  # of one request
+        self.attempts = attempts  # tries of a request that times out or finds no connection
         self._version: tuple[int, int] | None = None
 
     @property
@@ -91,9 +93,9 @@ def connect(es: EsSettings) -> EsClient:
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     # Deprecation notes of older servers (6.8's "default number of shards will change") are not the user's to act on.
     warnings.filterwarnings("ignore", category=elasticsearch.exceptions.ElasticsearchWarning)
-    if es.cloud_id:
-        return EsClient(Elasticsearch(cloud_id=es.cloud_id, **options), describe_target(es))
-    return EsClient(Elasticsearch(list(es.urls), **options), describe_target(es))
+    hosts: dict[str, Any] = {"cloud_id": es.cloud_id} if es.cloud_id else {"hosts": list(es.urls)}
+    raw = Elasticsearch(**hosts, **options)
+    return EsClient(raw, describe_target(es), es.request_timeout.total_seconds(), es.max_retries + 1)
 
 
 @contextmanager
@@ -106,22 +108,75 @@ def translated_errors(client: EsClient, what: str) -> Iterator[None]:
         detail: Any = next(iter(first.values()), {}) if first else {}
         error = detail.get("error", {}) if isinstance(detail, dict) else {}
         reason = error.get("reason", error) if isinstance(error, dict) else error
+        if _is_write_block(str(reason)):
+            raise EsQueryRejected(f"{what}: {_WRITE_BLOCK}") from exc
         raise EsQueryRejected(f"{what}: {len(exc.errors)} document(s) rejected, first: {reason}") from exc
     except elasticsearch.SSLError as exc:
         raise EsUnavailable(
             f"{what}: TLS handshake with {client.target} failed ({_ssl_reason(exc)}); "
             "set es.ca_certs to the CA that signed its certificate"
         ) from exc
-    except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
-        raise EsUnavailable(f"{what}: cannot reach Elasticsearch at {client.target}") from exc
+    except elasticsearch.ConnectionTimeout as exc:
+        raise EsUnavailable(
+            f"{what}: no answer from {client.target} in {client.timeout_s:g} s, tried {client.attempts} times"
+            " (es.request_timeout, es.max_retries)"
+        ) from exc
+    except elasticsearch.ConnectionError as exc:
+        raise EsUnavailable(
+            f"{what}: cannot reach Elasticsearch at {client.target} ({_connection_reason(exc)}, tried"
+            f" {client.attempts} times)"
+        ) from exc
+    except elasticsearch.SerializationError as exc:
+        raise EsUnavailable(
+            f"{what}: {client.target} answered with something that is not JSON: is it Elasticsearch?"
+        ) from exc
     except elasticsearch.TransportError as exc:
         status = exc.status_code
+        body = exc.info if exc.info is not None else exc.error  # the raw text when the answer was not JSON
+        if _is_overloaded(status, body):
+            raise EsUnavailable(
+                f"{what}: {client.target} is overloaded or not ready (HTTP {status}); try again later"
+            ) from exc
+        if _is_write_block(_reason(body)):
+            raise EsQueryRejected(f"{what}: {_WRITE_BLOCK}") from exc
         if status == 401:
             raise EsQueryRejected(
                 f"{what}: {client.target} refused the credentials (HTTP 401); check es.username and "
                 "ATLAS_ES_PASSWORD, or ATLAS_ES_API_KEY"
             ) from exc
-        raise EsQueryRejected(f"{what}: Elasticsearch answered {status}: {_reason(exc.info)}") from exc
+        raise EsQueryRejected(f"{what}: Elasticsearch answered {status}: {_reason(body)}") from exc
+
+
+# What Elasticsearch does when a node's disk passes the flood-stage watermark: a read-only-allow-delete block on
+# every index with a shard there (also settable by hand). Nothing atlas writes gets through until it is lifted.
+_WRITE_BLOCK = (
+    "the index is read-only (index.blocks.read_only_allow_delete: Elasticsearch sets it when a disk passes the"
+    " flood-stage watermark); free disk space (7.4 and later lift the block then; before, PUT <index>/_settings"
+    ' {"index.blocks.read_only_allow_delete": null}) and run again: nothing is lost, the next run redoes the work'
+)
+
+
+def _is_overloaded(status: Any, body: Any) -> bool:
+    """A 429 or 503 that is not an Elasticsearch error about the request itself (a search that failed on every
+    shard is a 503 too): a full queue, a proxy's or a starting node's answer."""
+    if status not in (429, 503):
+        return False
+    error = body.get("error") if isinstance(body, Mapping) else None
+    return not isinstance(error, Mapping) or "rejected_execution" in str(error.get("type"))
+
+
+def _is_write_block(reason: str) -> bool:
+    return any(
+        mark in reason for mark in ("read-only / allow delete", "read_only_allow_delete", "read-only-allow-delete")
+    )
+
+
+def _connection_reason(exc: elasticsearch.ConnectionError) -> str:
+    text = str(exc.info if exc.info is not None else exc)
+    for known, said in (("Connection refused", "connection refused"), ("Name or service not known", "unknown host")):
+        if known in text:
+            return said
+    return type(exc.info).__name__ if isinstance(exc.info, BaseException) else "no connection"
 
 
 def _ssl_reason(exc: elasticsearch.SSLError) -> str:
@@ -146,7 +201,12 @@ def _reason(body: Any) -> str:
         ):
             text += f" ({caused_by.get('reason')})"
         return text
-    return str(body)[:300]
+    text = "" if body is None else str(body).strip()
+    if not text:
+        return "no body"
+    if text.startswith("<"):  # a proxy's or another server's HTML page
+        return "an HTML page, not an Elasticsearch answer"
+    return text[:300]
 
 
 def wait_for_cluster(client: EsClient, timeout_s: float = 30.0) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,12 +82,23 @@ def run_once(
         ends = pending_windows(settings, state.read_last_window_end(client, settings), now)
         return _process(settings, client, ends, dry_run=True, lease=None, progress=progress)[0]
     lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
-    ends = pending_windows(settings, lease.last_window_end, now)
-    outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress)
-    lease = latest or lease
-    deliveries, lease = _notify(settings, client, outcome, lease, now)
-    state.release_lease(client, settings, lease, now_utc())
+    with _lease_given_back_on_failure(client, settings, lease):
+        ends = pending_windows(settings, lease.last_window_end, now)
+        outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress)
+        lease = latest or lease
+        deliveries, lease = _notify(settings, client, outcome, lease, now)
+        state.release_lease(client, settings, lease, now_utc())
     return dataclasses.replace(outcome, deliveries=tuple(deliveries))
+
+
+@contextmanager
+def _lease_given_back_on_failure(client: EsClient, settings: Settings, lease: state.Lease) -> Iterator[None]:
+    """A run that fails (or is interrupted) gives its lease back; the next run redoes the unrecorded chunk."""
+    try:
+        yield
+    except BaseException:
+        state.release_after_failure(client, settings, lease.owner, now_utc())
+        raise
 
 
 def _notify(
@@ -119,8 +131,9 @@ def backfill(
     last = lease.last_window_end
     # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.
     record = last is None or ends[0] <= last + step
-    outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress, record=record)
-    state.release_lease(client, settings, latest or lease, now_utc())
+    with _lease_given_back_on_failure(client, settings, lease):
+        outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress, record=record)
+        state.release_lease(client, settings, latest or lease, now_utc())
     return outcome
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from atlas import es_client
 from atlas.clock import format_instant, parse_instant
-from atlas.errors import EsQueryRejected
+from atlas.errors import AtlasError, EsQueryRejected
 from atlas.es_client import EsClient, StoredDocument
 from atlas.indices import result_indices
 from atlas.settings import Settings
@@ -102,6 +102,20 @@ def record_sent(
 def release_lease(client: EsClient, settings: Settings, lease: Lease, now: datetime) -> None:
     """Give the lease back so that the next run need not wait for it to expire."""
     _rewrite(client, settings, lease, lease_owner=None, lease_until=None, updated_at=format_instant(now))
+
+
+def release_after_failure(client: EsClient, settings: Settings, owner: str, now: datetime) -> None:
+    """Give back the lease of a run that failed, if it still holds it, so the next run need not wait for it.
+
+    Best effort: when Elasticsearch itself is the failure this cannot reach it either, and the lease then expires
+    (or is taken over once this process has ended)."""
+    index, job = result_indices(settings.results).state, settings.results.job
+    try:
+        stored = es_client.get_document(client, index, job)
+        if stored is not None and stored.source.get("lease_owner") == owner:
+            release_lease(client, settings, Lease(job, owner, stored), now)
+    except AtlasError:
+        pass  # the run's own error is the one to report
 
 
 def _rewrite(client: EsClient, settings: Settings, lease: Lease, **changes: str | list[str] | None) -> Lease:
