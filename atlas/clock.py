@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
+_DURATION = re.compile(r"^(\d{1,12})(ms|s|m|h|d|w)$")  # 12 digits: far beyond any use, far below overflow
+_LONGEST = timedelta(days=3650)
 _UNITS: dict[str, timedelta] = {
     "w": timedelta(weeks=1),
     "d": timedelta(days=1),
@@ -26,7 +27,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 5m, 1h, 7d)")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    count, unit = int(match.group(1)), _UNITS[match.group(2)]
+    if count > _LONGEST // unit:
+        raise ValueError(f"{text!r} is longer than {_LONGEST.days} days")
+    return count * unit
 
 
 def format_duration(value: timedelta) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -148,13 +152,37 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
     return settings
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"{self.name}:{line}: the key {key!r} is given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_file(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text") from exc
     try:
-        return yaml.safe_load(text) or {}
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(path)
+        try:
+            return loader.get_single_data() or {}
+        finally:
+            loader.dispose()
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deeply") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -226,10 +254,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: must be true or false, got {value!r}")
         return value
     if hint is int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):  # ASCII digits only: '²' is a digit
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: must be a whole number, got {value!r}")
+        if abs(value) > 10**12:
+            raise ConfigError(f"{where}: {value} is out of range")
         return value
     if hint is float:
         if isinstance(value, str):
@@ -239,12 +269,21 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string, got {value!r}")
+        if _CONTROL.search(value):
+            raise ConfigError(f"{where}: must not hold control characters (newline, tab, NUL, escape...)")
         return value
     raise TypeError(f"unsupported setting type {hint!r} at {where}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_JOB = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+MAX_BUCKETS_PER_SERIES = 10_000  # warm-up + window buckets of one series in one request
 
 
 def _require(condition: bool, message: str) -> None:
@@ -255,33 +294,88 @@ def _require(condition: bool, message: str) -> None:
 def _validate(s: Settings) -> None:
     _require(bool(s.es.urls) or bool(s.es.cloud_id), "es.urls: give at least one URL or es.cloud_id")
     for i, url in enumerate(s.es.urls):
-        _require(url.startswith(("http://", "https://")), f"es.urls[{i}]: {url!r} must start with http:// or https://")
-    _require(s.es.max_retries >= 0, "es.max_retries: must be >= 0")
+        _check_url(url, f"es.urls[{i}]")
+    if s.es.cloud_id:
+        _check_cloud_id(s.es.cloud_id)
+    _require(0 <= s.es.max_retries <= 100, "es.max_retries: must be between 0 and 100")
+    _require(
+        timedelta(seconds=1) <= s.es.request_timeout <= timedelta(hours=1),
+        "es.request_timeout: must be between 1s and 1h",
+    )
     _require(bool(s.source.index.strip()), "source.index: must name an index or index pattern")
     _require(bool(s.source.series_fields), "source.series_fields: name at least one series field")
     _require(s.source.ingest_delay >= timedelta(0), "source.ingest_delay: must not be negative")
     sp = s.surprise
     for key in ("interval", "window", "step"):
-        _require(getattr(sp, key) > timedelta(0), f"surprise.{key}: must be positive")
+        _require(getattr(sp, key) >= timedelta(seconds=1), f"surprise.{key}: must be at least 1s")
     _require(sp.window % sp.interval == timedelta(0), "surprise.window: must be a multiple of surprise.interval")
     _require(sp.step % sp.interval == timedelta(0), "surprise.step: must be a multiple of surprise.interval")
     # Accepting it and computing without it would be worse than refusing: say so at load.
     _require(
         sp.season is None, "surprise.season: the seasonal baseline (serial_diff) is not implemented yet; remove it"
     )
-    _require(sp.baseline_window >= 1, "surprise.baseline_window: must be >= 1")
+    _require(1 <= sp.baseline_window <= 1000, "surprise.baseline_window: must be between 1 and 1000")
+    buckets = sp.window // sp.interval + sp.baseline_window
+    _require(
+        buckets <= MAX_BUCKETS_PER_SERIES,
+        f"surprise.window: {buckets} buckets per series with the baseline's warm-up; at most"
+        f" {MAX_BUCKETS_PER_SERIES} (a longer surprise.interval, or a shorter window)",
+    )
     _require(bool(sp.percentiles), "surprise.percentiles: give at least one percentile")
     for i, p in enumerate(sp.percentiles):
         _require(0 < p <= 100, f"surprise.percentiles[{i}]: {p} is not in (0, 100]")
-    _require(sp.top_series >= 1, "surprise.top_series: must be >= 1")
+    _require(1 <= sp.top_series <= 1000, "surprise.top_series: must be between 1 and 1000")
     th = s.threshold
-    _require(th.window >= 2, "threshold.window: must be >= 2")
+    _require(2 <= th.window <= 1000, "threshold.window: must be between 2 and 1000")
     _require(th.sigmas > 0, "threshold.sigmas: must be > 0")
     _require(len(th.levels) == 3 and list(th.levels) == sorted(th.levels), "threshold.levels: give 3 ascending sigmas")
     _require(th.min_duration >= sp.step, "threshold.min_duration: must be at least surprise.step")
-    _require(bool(s.results.prefix) and s.results.prefix == s.results.prefix.lower(), "results.prefix: lowercase")
-    _require(s.results.shards >= 1 and s.results.replicas >= 0, "results.shards/replicas: shards >= 1, replicas >= 0")
-    _require(s.alerts.smtp_port > 0, "alerts.smtp_port: must be a port number")
+    _require(
+        bool(_JOB.fullmatch(s.results.job)),
+        "results.job: 1 to 100 of a-z, 0-9, _ . - (it names documents and the watch), starting with a letter or digit",
+    )
+    _require(
+        bool(_JOB.fullmatch(s.results.prefix)),
+        "results.prefix: 1 to 100 of a-z, 0-9, _ . - (it names indices), starting with a letter or digit",
+    )
+    _require(
+        1 <= s.results.shards <= 1024 and 0 <= s.results.replicas <= 100,
+        "results.shards/replicas: shards 1 to 1024, replicas 0 to 100",
+    )
+    _require(1 <= s.alerts.smtp_port <= 65535, "alerts.smtp_port: must be a port number (1 to 65535)")
+    _check_url(s.kibana.url, "kibana.url")
+
+
+def _check_url(url: str, where: str) -> None:
+    """A URL atlas can connect to: http(s), a host, a port in range; the message never shows its credentials."""
+    shown = _mask_userinfo(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {shown!r} is not a URL ({_without(str(exc), url)})") from None
+    _require(parts.scheme in ("http", "https"), f"{where}: {shown!r} must start with http:// or https://")
+    _require(bool(parts.hostname), f"{where}: {shown!r} names no host")
+    _require(port is None or port > 0, f"{where}: {shown!r} has port 0")
+
+
+def _without(text: str, secret_bearing: str) -> str:
+    """An error text with the URL it may quote masked."""
+    return text.replace(secret_bearing, _mask_userinfo(secret_bearing))
+
+
+def _check_cloud_id(cloud_id: str) -> None:
+    """Elastic Cloud ids are `<name>:<base64 of host$es-id$kibana-id>`."""
+    name, sep, encoded = cloud_id.partition(":")
+    try:
+        decoded = base64.b64decode(encoded.encode(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    parts = decoded.split("$")
+    _require(
+        bool(name and sep and len(parts) >= 2 and all(parts[:2])),
+        "es.cloud_id: not an Elastic Cloud id (<name>:<base64 text>, as the deployment's page shows it)",
+    )
 
 
 def _mask_userinfo(url: str) -> str:
