@@ -1,4 +1,4 @@
-"""PRODUCT.md's evaluation rules, one hand-computed case per rule."""
+"""The evaluation rules of docs/evaluation.md, one hand-computed case per rule."""
 
 from __future__ import annotations
 
