@@ -1,4 +1,4 @@
-"""Score detected anomalies against labelled disruptions: the overlap rules of docs/evaluation.md and point-adjusted F1."""
+"""Score detected anomalies against labelled disruptions: the rules of docs/evaluation.md, point-adjusted F1."""
 
 from __future__ import annotations
 
