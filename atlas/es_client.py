@@ -3,17 +3,19 @@ transport errors mapped to AtlasError."""
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import elasticsearch
 from elasticsearch import Elasticsearch, helpers
 
-from atlas.errors import EsQueryRejected, EsUnavailable
+from atlas.errors import ConfigError, EsQueryRejected, EsUnavailable
 from atlas.settings import EsSettings
 
 # Modules the surprise query needs, by server major version: painless for bucket_script and moving_fn scripts,
@@ -83,8 +85,8 @@ def connect(es: EsSettings) -> EsClient:
         "verify_certs": es.verify_certs,
         "ssl_show_warn": False,  # verify_certs: false is the user's choice; a warning per request would drown output
     }
-    if es.ca_certs:
-        options["ca_certs"] = es.ca_certs
+    if es.ca_certs and es.verify_certs:  # without verification the client never reads it
+        options["ca_certs"] = _ca_file(es.ca_certs)
     if es.api_key:
         options["api_key"] = es.api_key
     elif es.username:
@@ -96,6 +98,18 @@ def connect(es: EsSettings) -> EsClient:
     hosts: dict[str, Any] = {"cloud_id": es.cloud_id} if es.cloud_id else {"hosts": list(es.urls)}
     raw = Elasticsearch(**hosts, **options)
     return EsClient(raw, describe_target(es), es.request_timeout.total_seconds(), es.max_retries + 1)
+
+
+def _ca_file(ca_certs: str) -> str:
+    """es.ca_certs as a readable file: else the client fails only at the first request, with a bare SSLError that
+    blames the handshake (and this client version takes no directory of certificates)."""
+    path = Path(ca_certs).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        why = "is a directory" if path.is_dir() else "is not readable" if path.exists() else "does not exist"
+        raise ConfigError(
+            f"es.ca_certs: {ca_certs} {why}; name the PEM file of the CA that signed the server's certificate"
+        )
+    return str(path)
 
 
 @contextmanager
@@ -124,7 +138,7 @@ def translated_errors(client: EsClient, what: str) -> Iterator[None]:
     except elasticsearch.ConnectionError as exc:
         raise EsUnavailable(
             f"{what}: cannot reach Elasticsearch at {client.target} ({_connection_reason(exc)}, tried"
-            f" {client.attempts} times)"
+            f" {client.attempts} times){_plain_http_hint(client, exc)}"
         ) from exc
     except elasticsearch.SerializationError as exc:
         raise EsUnavailable(
@@ -179,11 +193,19 @@ def _connection_reason(exc: elasticsearch.ConnectionError) -> str:
     return type(exc.info).__name__ if isinstance(exc.info, BaseException) else "no connection"
 
 
+def _plain_http_hint(client: EsClient, exc: elasticsearch.ConnectionError) -> str:
+    """A TLS port asked in plain HTTP drops the connection without an answer: say so when the URL is http."""
+    dropped = type(exc.info).__name__ == "ProtocolError"  # urllib3's "Connection aborted" (reset, remote closed)
+    return "; if it serves HTTPS, its URL must start with https://" if dropped and "http://" in client.target else ""
+
+
 def _ssl_reason(exc: elasticsearch.SSLError) -> str:
     text = str(exc.info if exc.info is not None else exc)
     for known in ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "hostname mismatch"):
         if known in text:
             return known.lower().replace("_", " ")
+    if "NO_CERTIFICATE_OR_CRL_FOUND" in text:  # the CA file loads only when the first connection is made
+        return "es.ca_certs holds no PEM certificate"
     return type(exc.info).__name__ if isinstance(exc.info, BaseException) else "SSL error"
 
 
