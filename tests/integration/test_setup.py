@@ -69,6 +69,7 @@ def test_setup_against_unreachable_cluster_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         "Error: checking index atlas-test-unreachable-surprise: cannot reach Elasticsearch at http://127.0.0.1:9"
+        " (connection refused, tried 4 times)"
     ]
 
 
