@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -64,10 +65,27 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
         yield advance
 
 
+def output_path(path: Path, option: str, *, is_dir: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: its directory must exist (a directory output may
+    be created, if its parent exists)."""
+    parent = path if is_dir and path.exists() else path.parent
+    if is_dir and path.exists() and not path.is_dir():
+        raise ConfigError(f"{option}: {path} exists and is not a directory")
+    if not is_dir and path.is_dir():
+        raise ConfigError(f"{option}: {path} is a directory; name a file")
+    anchor = parent if parent.exists() or not is_dir else parent.parent
+    if not anchor.is_dir():
+        raise ConfigError(f"{option}: the directory {anchor} does not exist")
+    if not os.access(anchor, os.W_OK):
+        raise ConfigError(f"{option}: the directory {anchor} is not writable")
+    return path
+
+
 def concrete_index(index: str, option: str) -> str:
+    """An index to write to: one concrete, valid index name (checked before any work)."""
     if any(c in index for c in "*,?"):
         raise ConfigError(f"{option}: {index!r} is a pattern; name one concrete index to write to")
-    return index
+    return load.check_index_name(index, option)
 
 
 class StderrHandler(logging.Handler):
@@ -187,7 +205,7 @@ def init(out: Path, force: bool) -> None:
     """Write a commented atlas.yml with every setting at its default."""
     if out.exists() and not force:
         raise ConfigError(f"{out} exists; use --force to overwrite it")
-    out.write_text(render_config_file(), encoding="utf-8")
+    output_path(out, "--out").write_text(render_config_file(), encoding="utf-8")
     click.echo(str(out))
 
 
@@ -255,22 +273,24 @@ def ingest() -> None:
 
 
 @ingest.command("csv")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--skip-bad", is_flag=True, help="skip and count bad rows instead of failing")
+# No click checks on FILE: a directory or an unreadable file is one `Error:` line from the reader, not usage text.
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
+@click.option("--skip-bad", is_flag=True, help="skip and count bad rows (the first few are named) instead of failing")
 @click.option("--index", help="index to write [default: source.index]")
 @click.pass_obj
 def ingest_csv(obj: CliContext, files: tuple[Path, ...], skip_bad: bool, index: str | None) -> None:
-    """Import CSV files with columns timestamp,metric,series,value (ISO-8601 or epoch seconds)."""
+    """Import CSV files with columns timestamp,metric,series,value (ISO-8601 or epoch seconds); every file is
+    checked whole before the first document is written."""
     settings = obj.settings()
-    target = concrete_index(index or settings.source.index, "--index")
-    read = csv_file.read_csv_files(files, skip_bad=skip_bad)
-    for message in read.skipped:
-        log.warning("skipped %s", message)
-    client = es_client.connect(settings.es)
-    with progress_bar(len(read.samples), "ingest") as advance:
-        docs = load.sample_documents(read.samples, settings.source)
-        report = load.load_documents(client, settings.source, target, docs, progress=advance)
-    echo_json(report.summary() | {"skipped": len(read.skipped)})
+    option = "--index" if index is not None else "source.index"
+    target = load.check_index_name(index if index is not None else settings.source.index, option)
+    with csv_file.check_csv_files(files, skip_bad=skip_bad) as checked:
+        for note in checked.notes():
+            log.warning("%s", note)
+        client = es_client.connect(settings.es)
+        with progress_bar(checked.rows, "ingest") as advance:
+            report = load.import_csv(client, settings.source, target, checked, progress=advance)
+    echo_json(report.summary())
 
 
 def parse_at(value: str | None, option: str = "--at") -> Any:
@@ -398,7 +418,7 @@ def watch() -> None:
 @click.pass_obj
 def watch_render(obj: CliContext, out: Path) -> None:
     """Write the job's watch as JSON, ready for PUT _watcher/watch/<id>."""
-    for path in outputs_watch.write_watches(obj.settings(), out):
+    for path in outputs_watch.write_watches(obj.settings(), output_path(out, "--out", is_dir=True)):
         click.echo(str(path))
 
 
@@ -455,6 +475,7 @@ def kibana() -> None:
 def kibana_export(obj: CliContext, out: Path) -> None:
     """Write the saved-objects NDJSON (a chart per metric, ground truth when indexed, a dashboard)."""
     settings = obj.settings()
+    output_path(out, "--out")
     client = es_client.connect(settings.es)
     with_truth = es_client.index_exists(client, indices.result_indices(settings.results).truth)
     out.write_text(kibana_objects.export_saved_objects(settings, resolve_metrics(client, settings), with_truth))
@@ -486,6 +507,10 @@ def report_command(
     settings = obj.settings()
     last = parse_at(end, "--to")
     first = parse_at(start, "--from") if start else last - timedelta(days=7)
+    if first > last:
+        raise ConfigError(f"--from {start} is after --to {end or 'now'}")
+    for path, option in ((out, "--out"), *(((png, "--png"),) if png else ())):
+        output_path(path, option)
     known = evaluate.read_truth(truth) if truth else []
     data = pipeline.report_data(settings, es_client.connect(settings.es), first, last, known)
     report.write_report(data, out, png)

@@ -1,22 +1,39 @@
-"""Read metric CSV files (`timestamp,metric,series,value`, header row) into validated UTC samples."""
+"""Read metric CSV files (`timestamp,metric,series,value`, header row) into validated UTC samples in bounded memory:
+one pass checks every file whole, a second pass reads back exactly the samples the check admitted."""
 
 from __future__ import annotations
 
 import csv
+import os
 import re
-from collections.abc import Sequence
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import isfinite
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
-from atlas.clock import format_instant
 from atlas.errors import DataError
 
 COLUMNS = ("timestamp", "metric", "series", "value")
+MAX_LINE_BYTES = 64 * 1024  # including the line ending; a longer line is not a metric row (or not CSV at all)
+# Each name is a keyword in Elasticsearch (Lucene refuses terms over 32766 bytes) and a label in Kibana; the `_id`
+# is a 64-character digest whatever the names, so 512 bytes keeps names readable, not ids short.
+MAX_NAME_BYTES = 512
+# Elasticsearch's `date` takes 0001 to 9999 (written with 4 digits), but a metric at a year before 1000 is a typo,
+# and the detection stage (pandas) could not place it on a time axis anyway: refused, naming the row.
+MIN_YEAR, MAX_YEAR = 1000, 9999
+MAX_LISTED_BAD_ROWS = 5  # --skip-bad names this many bad rows and counts the rest
+_BOM = b"\xef\xbb\xbf"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1: NUL, newlines, ESC of ANSI sequences, CSI
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_SECONDS = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?")
 _EPOCH_CHARS = "+-.0123456789"
+_SHOWN_CHARS = 60  # of a bad value quoted in a message, so an error stays one readable line
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +47,58 @@ class MetricSample:
 
 
 @dataclass(frozen=True)
-class CsvReadResult:
-    """The valid samples of all files, and one `path:line: reason` per bad row skipped."""
+class FileCheck:
+    """What the check pass found in one file, and how the second pass finds the same bytes again."""
 
-    samples: list[MetricSample]
-    skipped: list[str]
+    path: Path
+    rows: int  # good rows
+    bad: int  # rows skipped (only with skip_bad)
+    identity: tuple[int, int, int, int] | None  # (device, inode, size, mtime ns) of a regular file
+    spool: BinaryIO | None  # a copy of a pipe's or device's bytes, which cannot be read twice
+
+
+class CsvCheck:
+    """Every file checked whole; `samples()` reads them again. Use it as a context manager: it owns spooled copies."""
+
+    def __init__(self, files: list[FileCheck], listed: list[str], skip_bad: bool, cleanup: ExitStack) -> None:
+        self.files = files
+        self.listed = listed  # `path:line: reason` of the first MAX_LISTED_BAD_ROWS bad rows
+        self.skip_bad = skip_bad
+        self._cleanup = cleanup
+
+    @property
+    def rows(self) -> int:
+        """Good rows in all files, each to become one document (repeated keys included)."""
+        return sum(f.rows for f in self.files)
+
+    @property
+    def skipped(self) -> int:
+        return sum(f.bad for f in self.files)
+
+    def notes(self) -> list[str]:
+        """Warnings for stderr: the first bad rows skipped, how many more, and files with no rows."""
+        notes = [f"skipped {message}" for message in self.listed]
+        if self.skipped > len(self.listed):
+            notes.append(f"skipped {self.skipped - len(self.listed)} more bad rows (only the first are listed)")
+        notes += [f"{_display(f.path)}: no rows after the header" for f in self.files if not f.rows + f.bad]
+        return notes
+
+    def samples(self) -> Iterator[MetricSample]:
+        """The good samples of every file, read again; DataError if a file changed since it was checked."""
+        for checked in self.files:  # before the first sample: a file changed in between fails with nothing written
+            if checked.identity is not None:
+                _refuse_change(checked, _path_identity(checked.path))
+        for checked in self.files:
+            yield from _reread(checked, self.skip_bad)
+
+    def close(self) -> None:
+        self._cleanup.close()
+
+    def __enter__(self) -> CsvCheck:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 class _BadRow(ValueError):
@@ -42,8 +106,13 @@ class _BadRow(ValueError):
 
 
 def format_timestamp(ts: datetime) -> str:
-    """ISO-8601 UTC with a `Z`, to the second (milliseconds when non-zero), e.g. `2024-05-01T10:00:00Z`."""
-    return format_instant(ts)
+    """ISO-8601 UTC with a `Z`, to the second (milliseconds when non-zero), e.g. `2024-05-01T10:00:00Z`.
+
+    The year always has 4 digits: Elasticsearch's `date` refuses `999-...`, which is what strftime writes on Linux
+    for a year the reader lets through, should MIN_YEAR ever go down."""
+    ts = ts.astimezone(UTC)
+    millis = f".{ts.microsecond // 1000:03d}" if ts.microsecond else ""
+    return f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}{millis}Z"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -70,92 +139,231 @@ def parse_timestamp(text: str) -> datetime:
         raise ValueError(f"{text!r} is out of range") from exc
 
 
-def read_csv_files(paths: Sequence[Path], *, skip_bad: bool = False) -> CsvReadResult:
-    """Read and validate every file into UTC samples before returning; a bad row raises DataError unless skipped."""
-    samples: list[MetricSample] = []
-    skipped: list[str] = []
-    names: dict[str, str] = {}  # one str object per distinct metric/series name, to save memory
-    for path in paths:
-        _read_file(path, skip_bad, samples, skipped, names)
-    return CsvReadResult(samples=samples, skipped=skipped)
+def check_csv_files(paths: Sequence[Path], *, skip_bad: bool = False) -> CsvCheck:
+    """Check every file whole, streaming, before anything is indexed; a bad row raises DataError unless skipped.
 
-
-def _read_file(
-    path: Path, skip_bad: bool, samples: list[MetricSample], skipped: list[str], names: dict[str, str]
-) -> None:
+    Holds no rows: memory stays bounded by MAX_LINE_BYTES whatever the size of the files.
+    """
+    cleanup = ExitStack()  # spooled copies of pipes, kept for the second pass unless the check fails
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below; errors mapped
+        listed: list[str] = []
+        files = [_check_file(path, skip_bad, listed, cleanup) for path in paths]
+    except BaseException:
+        cleanup.close()
+        raise
+    return CsvCheck(files, listed, skip_bad, cleanup)
+
+
+def _check_file(path: Path, skip_bad: bool, listed: list[str], cleanup: ExitStack) -> FileCheck:
+    where = _display(path)
+    with _open(path) as handle:
+        identity = _stat_identity(os.fstat(handle.fileno()))
+        # A pipe or device is copied while checked: the second pass needs the same bytes, and cannot reread them.
+        spool = None if identity else cleanup.enter_context(tempfile.TemporaryFile(prefix="atlas-csv-"))  # noqa: SIM115
+        rows = bad = 0
+        for line, item in _read_rows(handle, where, spool):
+            if isinstance(item, MetricSample):
+                rows += 1
+                continue
+            if not skip_bad:
+                raise DataError(f"{where}:{line}: {item}")
+            bad += 1
+            if len(listed) < MAX_LISTED_BAD_ROWS:
+                listed.append(f"{where}:{line}: {item}")
+    return FileCheck(path, rows, bad, identity, spool)
+
+
+def _reread(checked: FileCheck, skip_bad: bool) -> Iterator[MetricSample]:
+    where = _display(checked.path)
+    rows = bad = 0
+    with _open(checked.path) if checked.spool is None else _rewound(checked.spool) as handle:
+        if checked.identity is not None:
+            _refuse_change(checked, _stat_identity(os.fstat(handle.fileno())))
+        for _, item in _read_rows(handle, where, None):
+            if isinstance(item, MetricSample):
+                rows += 1
+                yield item
+            elif skip_bad:
+                bad += 1
+            else:
+                raise DataError(f"{where}: changed while it was being imported (a bad row appeared); import again")
+    if (rows, bad) != (checked.rows, checked.bad):
+        raise DataError(f"{where}: changed while it was being imported ({checked.rows} good rows, now {rows})")
+
+
+def _rewound(spool: BinaryIO) -> BinaryIO:
+    spool.seek(0)
+    return spool  # closing it (leaving the `with`) deletes it, once read the second time
+
+
+def _refuse_change(checked: FileCheck, identity: tuple[int, int, int, int] | None) -> None:
+    if identity != checked.identity:
+        raise DataError(f"{_display(checked.path)}: changed after it was checked; import again")
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
     except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    with handle:
-        reader = csv.reader(handle)
+        raise DataError(f"{_display(path)}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _stat_identity(st: os.stat_result) -> tuple[int, int, int, int] | None:
+    """What tells a regular file changed between the two passes; None for pipes and devices."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def _path_identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        return _stat_identity(os.stat(path))
+    except OSError:  # gone or unreadable: changed, as far as the import is concerned
+        return None
+
+
+def _display(path: Path) -> str:
+    """The path as the user typed it, escaped when it holds characters a terminal would act on."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+class _Lines:
+    """The decoded lines of a binary file for csv.reader, each read in bounded memory and numbered from 1.
+
+    Raises DataError naming the line for a line over MAX_LINE_BYTES, bytes that are not UTF-8, and a quoted field
+    still open at the end of a line (names and numbers never hold a newline: the quote is unbalanced). The
+    consumer sets `in_row` to False each time it receives a row.
+    """
+
+    def __init__(self, handle: BinaryIO, where: str, spool: BinaryIO | None) -> None:
+        self.number = 0
+        self.in_row = False
+        self._handle = handle
+        self._where = where
+        self._spool = spool
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
         try:
-            header = next((row for row in reader if not _is_blank(row)), None)
-            if header is None:
-                raise DataError(f"{path}: empty file, expected the header row {','.join(COLUMNS)}")
-            order = _column_order(path, header)
-            line = reader.line_num
-            for row in reader:
-                start, line = line + 1, reader.line_num
-                if line != start:
-                    # Names and numbers never hold newlines: an unbalanced quote swallowed the lines after it.
-                    raise DataError(f"{path}:{start}: a quoted field runs on to line {line} (unbalanced '\"'?)")
-                if len(row) < 2 and _is_blank(row):
-                    continue
-                try:
-                    samples.append(_parse_row(row, order, names))
-                except _BadRow as exc:
-                    if not skip_bad:
-                        raise DataError(f"{path}:{start}: {exc}") from None
-                    skipped.append(f"{path}:{start}: {exc}")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-        except csv.Error as exc:
-            raise DataError(f"{path}:{reader.line_num}: {exc}") from exc
+            raw = self._handle.readline(MAX_LINE_BYTES + 1)
         except OSError as exc:
-            raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+            raise DataError(f"{self._where}: cannot read: {exc.strerror or exc}") from exc
+        if self.in_row:
+            after = f"runs on to line {self.number + 1}" if raw else "is still open at the end of the file"
+            raise DataError(f"{self._where}:{self.number}: a quoted field {after} (unbalanced '\"'?)")
+        if not raw:
+            raise StopIteration
+        self.number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataError(f"{self._where}:{self.number}: line longer than {MAX_LINE_BYTES} bytes (is it CSV?)")
+        if self._spool is not None:
+            self._spool.write(raw)
+        if self.number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = f"{self._where}:{self.number}"
+            raise DataError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start + 1})") from None
+        self.in_row = True
+        return text
+
+
+def _read_rows(handle: BinaryIO, where: str, spool: BinaryIO | None) -> Iterator[tuple[int, MetricSample | str]]:
+    """(line, sample) for each good row and (line, reason) for each bad one; DataError for a bad file."""
+    lines = _Lines(handle, where, spool)
+    reader = csv.reader(lines)
+    order: tuple[int, int, int, int] | None = None
+    try:
+        for row in reader:
+            lines.in_row = False
+            if len(row) < 2 and _is_blank(row):
+                continue
+            if order is None:
+                order = _column_order(where, row)
+                continue
+            try:
+                yield lines.number, _parse_row(row, order)
+            except _BadRow as exc:
+                yield lines.number, str(exc)
+    except csv.Error as exc:
+        raise DataError(f"{where}:{lines.number}: {_csv_reason(exc)}") from exc
+    if order is None:
+        raise DataError(f"{where}: empty file, expected the header row {','.join(COLUMNS)}")
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    if "new-line character" in str(exc):  # csv's own hint (open with newline='') is about Python, not the file
+        return "a carriage return inside a line (lines must end with \\n or \\r\\n)"
+    return str(exc)
 
 
 def _is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-def _column_order(path: Path, header: list[str]) -> tuple[int, int, int, int]:
+def _column_order(where: str, header: list[str]) -> tuple[int, int, int, int]:
     """The positions of timestamp, metric, series and value in the header; DataError naming a bad column."""
     columns = [name.strip() for name in header]
     expected = ",".join(COLUMNS)
     if not set(columns) & set(COLUMNS):
-        raise DataError(f"{path}: first row {','.join(header)!r} is not a header (expected {expected})")
-    problems = [f"unexpected column {name!r}" for name in columns if name not in COLUMNS]
+        raise DataError(f"{where}: first row {_show(','.join(header))} is not a header (expected {expected})")
+    problems = [f"unexpected column {_show(name)}" for name in columns if name not in COLUMNS]
     problems += [f"duplicate column {name!r}" for name in COLUMNS if columns.count(name) > 1]
     problems += [f"missing column {name!r}" for name in COLUMNS if name not in columns]
     if problems:
-        raise DataError(f"{path}: {'; '.join(problems)} (the header must be {expected})")
+        raise DataError(f"{where}: {'; '.join(problems)} (the header must be {expected})")
     ts, metric, series, value = (columns.index(name) for name in COLUMNS)
     return ts, metric, series, value
 
 
-def _parse_row(row: list[str], order: tuple[int, int, int, int], names: dict[str, str]) -> MetricSample:
+def _parse_row(row: list[str], order: tuple[int, int, int, int]) -> MetricSample:
     if len(row) != len(COLUMNS):
         raise _BadRow(f"expected {len(COLUMNS)} fields, got {len(row)}")
-    ts, metric_at, series_at, value_at = order
-    ts_text, metric_text, series_text, value_text = row[ts], row[metric_at], row[series_at], row[value_at]
+    ts_at, metric_at, series_at, value_at = order
+    return MetricSample(
+        _parse_time(row[ts_at]), _parse_name("metric", row[metric_at]), _parse_name("series", row[series_at]),
+        _parse_value(row[value_at]),
+    )  # fmt: skip
+
+
+def _parse_time(text: str) -> datetime:
     try:
-        timestamp = parse_timestamp(ts_text)
+        timestamp = parse_timestamp(text)
     except ValueError:
-        raise _BadRow(f"timestamp {ts_text!r} is not ISO-8601 or epoch seconds") from None
-    metric, series = metric_text.strip(), series_text.strip()
-    if not metric:
-        raise _BadRow(f"metric {metric_text!r} is empty")
-    if not series:
-        raise _BadRow(f"series {series_text!r} is empty")
+        raise _BadRow(f"timestamp {_show(text)} is not ISO-8601 or epoch seconds") from None
+    if not MIN_YEAR <= timestamp.year <= MAX_YEAR:
+        raise _BadRow(f"timestamp {_show(text)} is outside the years {MIN_YEAR} to {MAX_YEAR} (UTC)")
+    return timestamp
+
+
+def _parse_name(field: str, text: str) -> str:
+    name = text.strip()
+    if not name:
+        raise _BadRow(f"{field} {text!r} is empty")
+    if _CONTROL.search(name):  # shown escaped: a name must not move the cursor or recolour the terminal it lists in
+        raise _BadRow(f"{field} {_show(name)} contains a control character")
+    if len(name) * 4 > MAX_NAME_BYTES and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise _BadRow(f"{field} {_show(name)} is {len(name.encode('utf-8'))} bytes, over {MAX_NAME_BYTES}")
+    return name
+
+
+def _parse_value(text: str) -> float:
     try:
-        value = float(value_text)
+        value = float(text)
     except ValueError:
-        reason = "is empty" if not value_text.strip() else "is not a number"
-        raise _BadRow(f"value {value_text!r} {reason}") from None
-    if "_" in value_text:  # float() reads `1_000`; a CSV number has no digit separators
-        raise _BadRow(f"value {value_text!r} is not a number")
+        reason = "is empty" if not text.strip() else "is not a number"
+        raise _BadRow(f"value {_show(text)} {reason}") from None
+    if "_" in text:  # float() reads `1_000`; a CSV number has no digit separators
+        raise _BadRow(f"value {_show(text)} is not a number")
     if not isfinite(value):
-        raise _BadRow(f"value {value_text!r} is not a finite number")
-    return MetricSample(timestamp, names.setdefault(metric, metric), names.setdefault(series, series), value)
+        raise _BadRow(f"value {_show(text)} is not a finite number")
+    return value
+
+
+def _show(text: str) -> str:
+    """`text` quoted and escaped (repr), cut to _SHOWN_CHARS characters."""
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARS]!r}... ({len(text)} characters)"

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atlas import es_client, indices, queries
-from atlas.clock import format_instant
+from atlas.errors import ConfigError
 from atlas.es_client import EsClient
-from atlas.ingest.csv_file import MetricSample
+from atlas.ingest.csv_file import CsvCheck, MetricSample, format_timestamp
 from atlas.settings import SourceSettings
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What Elasticsearch refuses in an index name (MetadataCreateIndexService.validateIndexOrAliasName, 7.x and 8.x;
+# `:` is deprecated in 7 and refused in 8). Control characters are ours: they would reach a terminal in messages.
+_INDEX_FORBIDDEN = '\\/*?"<>| ,#:'
+_MAX_INDEX_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -37,18 +46,97 @@ class LoadReport:
         }
 
 
+def document_id(sample: MetricSample) -> str:
+    """The `_id` of an imported sample: sha256 hex of the JSON array [metric, series, epoch milliseconds].
+
+    JSON keeps the three parts apart whatever the names hold (`a|b` + `c` differs from `a` + `b|c`), milliseconds
+    are what the `date` field keeps, and the id is 64 bytes, far under Elasticsearch's 512, for any name."""
+    millis = (sample.timestamp - _EPOCH) // timedelta(milliseconds=1)
+    key = json.dumps([sample.metric, sample.series, millis], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
 def sample_documents(samples: Iterable[MetricSample], source: SourceSettings) -> Iterator[dict[str, Any]]:
     """Long-form source documents for imported samples; the `_id` makes re-importing a row idempotent."""
     series_field = source.series_fields[0]
     for sample in samples:
-        timestamp = format_instant(sample.timestamp)
         yield {
-            "_id": f"{sample.metric}|{sample.series}|{timestamp}",
-            source.time_field: timestamp,
+            "_id": document_id(sample),
+            source.time_field: format_timestamp(sample.timestamp),
             source.metric_field: sample.metric,
             series_field: sample.series,
             source.value_field: sample.value,
         }
+
+
+def check_index_name(name: str, option: str) -> str:
+    """`name` if Elasticsearch can create an index by that name, else ConfigError naming `option` and the rule."""
+    problem = _index_name_problem(name)
+    if problem:
+        raise ConfigError(f"{option}: {name!r} is not a valid index name: {problem}")
+    return name
+
+
+def _index_name_problem(name: str) -> str | None:
+    forbidden = sorted({c for c in name if c in _INDEX_FORBIDDEN or not c.isprintable()})
+    if not name:
+        return "it is empty"
+    if name in (".", ".."):
+        return "it cannot be . or .."
+    if name[0] in "-_+":
+        return "it cannot start with -, _ or +"
+    if forbidden:
+        return f"it cannot contain {' '.join(repr(c) for c in forbidden)}"
+    if name != name.lower():
+        return "it must be lowercase"
+    if len(name.encode("utf-8")) > _MAX_INDEX_BYTES:
+        return f"it is longer than {_MAX_INDEX_BYTES} bytes"
+    return None
+
+
+@dataclass(frozen=True)
+class CsvImportReport:
+    """What `atlas ingest csv` did: good rows sent, documents the index gained, bad rows skipped."""
+
+    load: LoadReport
+    rows: int
+    gained: int
+    skipped: int
+
+    def summary(self) -> dict[str, Any]:
+        """`indexed` is what the index gained; `replaced` the rows that rewrote a document with the same metric,
+        series and timestamp (repeated in the input, or already in the index): `rows` = `indexed` + `replaced`."""
+        counts = {"rows": self.rows, "indexed": self.gained, "replaced": self.rows - self.gained}
+        return self.load.summary() | counts | {"skipped": self.skipped}
+
+
+def import_csv(
+    client: EsClient,
+    source: SourceSettings,
+    index: str,
+    checked: CsvCheck,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> CsvImportReport:
+    """Index the samples of checked CSV files (read a second time) into `index` and count what the index gained.
+
+    The count is the index's document count after minus before, exact unless something else writes to the index
+    meanwhile."""
+    indices.ensure_source_index(client, index, source, ())
+    before = _count_documents(client, index)
+    docs = sample_documents(checked.samples(), source)
+    # One bulk request at a time, in input order: of rows repeating a metric, series and timestamp the last one is
+    # what the index keeps (two threads would let an earlier row's request land last).
+    report = load_documents(client, source, index, docs, progress=progress, threads=1)
+    gained = _count_documents(client, index) - before
+    return CsvImportReport(load=report, rows=report.indexed, gained=gained, skipped=checked.skipped)
+
+
+def _count_documents(client: EsClient, index: str) -> int:
+    """Every document of the index, searchable or not yet (hence the refresh), whatever source.filter says."""
+    es_client.refresh(client, index)
+    body = {"size": 0, "track_total_hits": True, "query": {"match_all": {}}}
+    return int(es_client.search(client, index, body)["hits"]["total"]["value"])
 
 
 def load_documents(
@@ -59,10 +147,12 @@ def load_documents(
     *,
     extra_keywords: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    threads: int = 2,
 ) -> LoadReport:
-    """Create the source index if needed, bulk-index `docs` into it and summarise the index afterwards."""
+    """Create the source index if needed, bulk-index `docs` into it (`threads` bulk requests at a time) and
+    summarise the index afterwards."""
     indices.ensure_source_index(client, index, source, extra_keywords)
-    result = es_client.bulk_index(client, index, docs, progress=progress)
+    result = es_client.bulk_index(client, index, docs, progress=progress, threads=threads)
     response = es_client.search(client, index, queries.build_source_summary(source))
     aggs = response["aggregations"]
     return LoadReport(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from atlas.errors import DataError
-from atlas.ingest.csv_file import MetricSample, format_timestamp, parse_timestamp, read_csv_files
+from atlas.ingest.csv_file import MetricSample, check_csv_files, format_timestamp, parse_timestamp
 
 HEADER = "timestamp,metric,series,value\n"
 T10 = datetime(2024, 5, 1, 10, tzinfo=UTC)
@@ -23,6 +23,20 @@ def write(tmp_path: Path, text: str | bytes, name: str = "a.csv") -> Path:
     path = tmp_path / name
     path.write_bytes(text.encode() if isinstance(text, str) else text)
     return path
+
+
+@dataclass(frozen=True)
+class Read:
+    samples: list[MetricSample]
+    skipped: list[str]  # the bad rows listed (the first few)
+
+
+def read_csv_files(paths: list[Path], *, skip_bad: bool = False) -> Read:
+    """Both passes: check every file, then read the samples back."""
+    with check_csv_files(paths, skip_bad=skip_bad) as checked:
+        samples = list(checked.samples())
+        assert len(samples) == checked.rows
+        return Read(samples, checked.listed)
 
 
 @dataclass(frozen=True)
@@ -111,7 +125,7 @@ BAD = [
     Bad("blank-lines-only", "\n \r\n\n", EMPTY, is_row_problem=False),
     Bad("bom-only", b"\xef\xbb\xbf", EMPTY, is_row_problem=False),
     Bad("not-utf8", HEADER.encode() + b"1714557600,caf\xe9,h1,1\n",
-        "{path}: not UTF-8 text (invalid continuation byte)", is_row_problem=False),
+        "{path}:2: not UTF-8 text (invalid continuation byte at byte 15)", is_row_problem=False),
     Bad("unbalanced-quote", HEADER + '1714557600,"cpu,h1,1\n1714561200,cpu,h1,2\n',
         "{path}:2: a quoted field runs on to line 3 (unbalanced '\"'?)", is_row_problem=False),
 ]  # fmt: skip
