@@ -1,0 +1,255 @@
+"""A corpus of bad inputs (CSV files, configuration files, environment variables, options): each must end in one
+`Error:` line and exit code 2 (bad input or usage), never a traceback, never a secret. Used by
+tests/cli/test_corpus.py and bench/faults.py."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+PASSWORD = "corpus-canary-pw-2c1"
+API_KEY = base64.b64encode(b"id:corpus-canary-key-8e4").decode()
+HOOK = "https://hooks.example.com/services/corpus-canary-hook"
+CANARIES = (PASSWORD, API_KEY, "corpus-canary-key-8e4", HOOK)
+HEADER = "timestamp,metric,series,value"
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One bad input: the files to write (name -> bytes), the environment, the command line, the exit code."""
+
+    kind: str
+    name: str
+    args: tuple[str, ...]
+    files: dict[str, bytes] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    exit_code: int = 2
+
+
+def _csv(name: str, body: str | bytes, *extra: str) -> BadInput:
+    data = body if isinstance(body, bytes) else body.encode()
+    return BadInput("csv", name, ("ingest", "csv", "in.csv", *extra), {"in.csv": data})
+
+
+def _row(timestamp: str = "2024-01-01T00:00:00Z", metric: str = "cpu", series: str = "h1", value: str = "1.5") -> str:
+    return f"{HEADER}\n{timestamp},{metric},{series},{value}\n"
+
+
+def csv_inputs() -> Iterator[BadInput]:
+    timestamps = [
+        "",
+        "yesterday",
+        "2024-13-01T00:00:00Z",
+        "2024-02-30T00:00:00Z",
+        "2024-01-01T25:00:00Z",
+        "0999-01-01T00:00:00Z",
+        "10000-01-01T00:00:00Z",
+        "2024-01-01T00:00:00+25:00",
+        "1e20",
+        "-1e20",
+        "nan",
+        "inf",
+        "0x10",
+        "12:00",
+        "2024/01/01",
+        "--",
+        "\u0661\u0662\u0663",
+    ]
+    for i, ts in enumerate(timestamps):
+        yield _csv(f"timestamp {i} {ts!r}", _row(timestamp=ts))
+    values = ["", "abc", "nan", "NaN", "inf", "-inf", "1e400", "-1e400", "1,5", "0x1p3x", "--1", "1.2.3", "true", "1 2"]
+    for i, value in enumerate(values):
+        yield _csv(f"value {i} {value!r}", _row(value=value))
+    names = ["", "a\x00b", "a\x1b[31mred", "tab\there", "bell\x07", "del\x7f", "x" * 5000]
+    for i, name in enumerate(names):
+        yield _csv(f"metric name {i}", _row(metric=name))
+        yield _csv(f"series name {i}", _row(series=name))
+    headers = [
+        "",
+        "timestamp,metric,series",
+        "time,metric,series,value",
+        "timestamp;metric;series;value",
+        "timestamp,metric,series,value,extra",
+        "value,series,metric,timestamp",
+    ]
+    for i, header in enumerate(headers):
+        yield _csv(f"header {i} {header!r}", f"{header}\n2024-01-01T00:00:00Z,cpu,h1,1\n")
+    shapes = {
+        "empty file": "",
+        "too few columns": f"{HEADER}\n2024-01-01T00:00:00Z,cpu,1\n",
+        "too many columns": f"{HEADER}\n2024-01-01T00:00:00Z,cpu,h1,1,2\n",
+        "unterminated quote": f'{HEADER}\n2024-01-01T00:00:00Z,"cpu,h1,1\n',
+        "good then bad": f"{HEADER}\n2024-01-01T00:00:00Z,cpu,h1,1\n2024-01-01T01:00:00Z,cpu,h1,x\n",
+        "a 200 KiB line": f"{HEADER}\n2024-01-01T00:00:00Z,cpu,{'s' * 200_000},1\n",
+    }
+    for name, body in shapes.items():
+        yield _csv(name, body)
+    yield _csv("not UTF-8", f"{HEADER}\n2024-01-01T00:00:00Z,caf".encode() + b"\xe9,h1,1\n")
+    yield _csv("UTF-16", _row().encode("utf-16"))
+    yield _csv("binary", bytes(range(256)) * 4)
+    yield BadInput("csv", "missing file", ("ingest", "csv", "nowhere.csv"))
+    yield BadInput("csv", "a directory", ("ingest", "csv", "."))
+    for index in ("UPPER", "_under", "-dash", "has space", "a/b", "a*b", "a,b", "..", "a#b", "a\x00b"):
+        yield _csv(f"--index {index!r}", _row(), "--index", index)
+
+
+def config_inputs() -> Iterator[BadInput]:
+    files = {
+        "not a mapping": "- a\n",
+        "unknown section": "nope: {}\n",
+        "unknown key": "es:\n  nope: 1\n",
+        "section a list": "es: [1]\n",
+        "bad YAML": "es: {urls: [\n",
+        "tab indentation": "es:\n\turls: []\n",
+        "duplicate key": "es:\n  max_retries: 1\n  max_retries: 2\n",
+        "not UTF-8": b"es:\n  username: caf\xe9\n",
+        "secret in file": f"es:\n  password: {PASSWORD}\n",
+        "secret api key in file": f"es:\n  api_key: {API_KEY}\n",
+        "urls not a list": "es:\n  urls: 5\n",
+        "url without scheme": "es:\n  urls: [localhost:9200]\n",
+        "url with secret and bad port": f"es:\n  urls: ['http://u:{PASSWORD}@h:port']\n",
+        "bool as text": "es:\n  verify_certs: maybe\n",
+        "negative retries": "es:\n  max_retries: -1\n",
+        "timeout 0": "es:\n  request_timeout: 0s\n",
+        "timeout words": "es:\n  request_timeout: one minute\n",
+        "timeout 1hour": "es:\n  request_timeout: 1hour\n",
+        "empty index": "source:\n  index: ''\n",
+        "no series fields": "source:\n  series_fields: []\n",
+        "series field a number": "source:\n  series_fields: [1]\n",
+        "value_fields a list": "source:\n  value_fields: [a]\n",
+        "value_fields empty name": "source:\n  value_fields: {cpu: ''}\n",
+        "negative ingest delay": "source:\n  ingest_delay: -5m\n",
+        "interval 0": "surprise:\n  interval: 0h\n",
+        "window not multiple": "surprise:\n  window: 90m\n",
+        "step not multiple": "surprise:\n  step: 30m\n",
+        "mode unknown": "surprise:\n  mode: median\n",
+        "normalization unknown": "surprise:\n  normalization: minmax\n",
+        "season set": "surprise:\n  season: 24h\n",
+        "baseline 0": "surprise:\n  baseline_window: 0\n",
+        "baseline huge": "surprise:\n  baseline_window: 99999999\n",
+        "percentile 0": "surprise:\n  percentiles: [0]\n",
+        "percentile 101": "surprise:\n  percentiles: [101]\n",
+        "percentile nan": "surprise:\n  percentiles: [.nan]\n",
+        "no percentiles": "surprise:\n  percentiles: []\n",
+        "top_series 0": "surprise:\n  top_series: 0\n",
+        "threshold window 1": "threshold:\n  window: 1\n",
+        "threshold window huge": "threshold:\n  window: 1000000\n",
+        "sigmas 0": "threshold:\n  sigmas: 0\n",
+        "sigmas inf": "threshold:\n  sigmas: .inf\n",
+        "levels two": "threshold:\n  levels: [3, 4]\n",
+        "levels descending": "threshold:\n  levels: [5, 4, 3]\n",
+        "min_duration below step": "threshold:\n  min_duration: 30m\n",
+        "job empty": "results:\n  job: ''\n",
+        "job with space": "results:\n  job: 'a b'\n",
+        "prefix upper": "results:\n  prefix: Atlas\n",
+        "shards 0": "results:\n  shards: 0\n",
+        "replicas negative": "results:\n  replicas: -1\n",
+        "smtp port 0": "alerts:\n  smtp_port: 0\n",
+        "realert words": "alerts:\n  realert: daily\n",
+        "email_to a string": "alerts:\n  email_to: sre@example.com\n",
+        "kibana url bad": "kibana:\n  url: 'kibana:5601'\n",
+        "interval 1ms": "surprise:\n  interval: 1ms\n",
+        "window overflow": "surprise:\n  window: 999999999999999999999h\n",
+        "window ten years in minutes": "surprise:\n  interval: 1m\n  window: 3650d\n",
+        "top_series huge": "surprise:\n  top_series: 100000000\n",
+        "percentiles a string": "surprise:\n  percentiles: '90'\n",
+        "percentile text": "surprise:\n  percentiles: [ninety]\n",
+        "levels nan": "threshold:\n  levels: [3, .nan, 5]\n",
+        "levels inf": "threshold:\n  levels: [3, 4, .inf]\n",
+        "sigmas negative": "threshold:\n  sigmas: -3\n",
+        "sigmas text": "threshold:\n  sigmas: three\n",
+        "threshold window float": "threshold:\n  window: 6.5\n",
+        "min_duration 0": "threshold:\n  min_duration: 0h\n",
+        "job control char": 'results:\n  job: "a\\x07b"\n',
+        "prefix with slash": "results:\n  prefix: a/b\n",
+        "prefix empty": "results:\n  prefix: ''\n",
+        "shards huge": "results:\n  shards: 100000\n",
+        "replicas text": "results:\n  replicas: one\n",
+        "smtp port huge": "alerts:\n  smtp_port: 70000\n",
+        "smtp tls text": "alerts:\n  smtp_tls: sometimes\n",
+        "realert overflow": "alerts:\n  realert: 99999999999999999d\n",
+        "index with NUL": 'source:\n  index: "a\\0b"\n',
+        "value field with escape": 'source:\n  value_field: "\\e[31m"\n',
+        "metrics not a list": "source:\n  metrics: cpu\n",
+        "filter a string": "source:\n  filter: 'host:a'\n",
+        "time field empty list": "source:\n  time_field: []\n",
+        "ca_certs a list": "es:\n  ca_certs: [a]\n",
+        "username a number list": "es:\n  username: [1]\n",
+        "deep nesting": "a: " + "[" * 3000 + "]" * 3000 + "\n",
+        "anchors bomb": "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n",
+        "section null scalar": "es: 5\n",
+    }
+    for name, text in files.items():
+        data = text if isinstance(text, bytes) else text.encode()
+        yield BadInput(
+            "config", name, ("--config", "atlas.yml", "config", "show"), {"atlas.yml": data}, {"ATLAS_ES_URL": ""}
+        )
+    yield BadInput("config", "missing --config file", ("--config", "missing.yml", "config", "show"))
+
+
+def env_inputs() -> Iterator[BadInput]:
+    urls = [
+        "http://",
+        "http://h:notaport",
+        "http://h:99999",
+        "http://h:9200\nx",
+        "ftp://h",
+        "h:9200",
+        "",
+        f"http://elastic:{PASSWORD}@h:99999",
+        "http://[::1",
+        "http://h:-1",
+    ]
+    for i, url in enumerate(urls):
+        if url:
+            yield BadInput("env", f"ATLAS_ES_URL {i}", ("config", "show"), env={"ATLAS_ES_URL": url})
+    for i, cloud in enumerate(["nocolon", "name:", "name:!!!", "name:" + base64.b64encode(b"onlyhost").decode()]):
+        yield BadInput("env", f"ATLAS_ES_CLOUD_ID {i}", ("config", "show"), env={"ATLAS_ES_CLOUD_ID": cloud})
+    yield BadInput("env", "ATLAS_ES_CA_CERTS control", ("config", "show"), env={"ATLAS_ES_CA_CERTS": "a\nb"})
+    yield BadInput("env", "ATLAS_KIBANA_URL bad", ("config", "show"), env={"ATLAS_KIBANA_URL": "kibana"})
+    yield BadInput("env", "ATLAS_CONFIG missing", ("config", "show"), env={"ATLAS_CONFIG": "/nonexistent/atlas.yml"})
+
+
+def option_inputs() -> Iterator[BadInput]:
+    commands = [
+        ("run", "--at", "yesterday"),
+        ("run", "--at", "2024-13-01"),
+        ("backfill", "--from", "x", "--to", "2024-01-02"),
+        ("backfill", "--from", "2024-01-03", "--to", "2024-01-02"),
+        ("backfill", "--to", "2024-01-02"),
+        ("anomalies", "--format", "xml"),
+        ("anomalies", "--from", "soon"),
+        ("query", "--at", "noon"),
+        ("evaluate", "--truth", "missing.csv"),
+        ("simulate", "--metrics", "0"),
+        ("simulate", "--hours", "-1"),
+        ("simulate", "--queries", "x"),
+        ("simulate", "--distribution", "cauchy"),
+        ("simulate", "--scenario", "chaos"),
+        ("simulate", "--index", "UPPER"),
+        ("es", "start", "--nodes", "0"),
+        ("es", "start", "--nodes", "99"),
+        ("es", "start", "--port", "99999"),
+        ("es", "start", "--heap", "lots"),
+        ("es", "start", "--version", "5.0.0"),
+        ("report", "--from", "never"),
+        ("watch", "execute", "--at", "later"),
+        ("no-such-command",),
+        ("run", "--no-such-option"),
+        ("init", "--out", "."),
+        ("timelion", "--metric"),
+        ("kibana", "export", "--out", "/nonexistent/dir/x.ndjson"),
+        ("evaluate",),
+        ("backfill", "--from", "2024-01-01"),
+        ("ingest", "csv"),
+        ("watch", "render", "--out", "/dev/null/x"),
+        ("report", "--png", "/dev/null/x.png", "--from", "2024-01-01", "--to", "2023-01-01"),
+        ("es", "stop", "--version", "1.0"),
+    ]
+    for args in commands:
+        yield BadInput("option", " ".join(args), args)
+
+
+def all_inputs() -> list[BadInput]:
+    return [*csv_inputs(), *config_inputs(), *env_inputs(), *option_inputs()]
