@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,3 +74,14 @@ def flagged_by_python(values: dict[Key, np.ndarray], settings: ThresholdSettings
             if point.is_anomalous:
                 flagged[point.window_end].add(key)
     return flagged
+
+
+def flagged_in_payload(payload: dict[str, Any], t: datetime) -> set[Key]:
+    """The (metric, percentile) points a watch's search answer flags at window end t."""
+    return {
+        (bucket["key"], p)
+        for bucket in payload["aggregations"]["metrics"]["buckets"]
+        for p in PERCENTILES
+        for point in bucket[f"points_{percentile_field(p)}"]["buckets"]
+        if point["key"] == int(t.timestamp() * 1000)
+    }

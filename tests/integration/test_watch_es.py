@@ -8,10 +8,16 @@ from elasticsearch import Elasticsearch
 
 from atlas import es_client
 from atlas.errors import OutputError
-from atlas.indices import percentile_field
 from atlas.outputs.watch import execute_dry_run, install_watch
 from atlas.settings import Settings, load_settings
-from tests.surprise_series import PERCENTILES, flagged_by_python, index_series, sample_series, window_ends
+from tests.surprise_series import (
+    PERCENTILES,
+    flagged_by_python,
+    flagged_in_payload,
+    index_series,
+    sample_series,
+    window_ends,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +48,7 @@ def test_watch_flags_what_the_threshold_stage_flags(
     for end in window_ends():
         t = end.to_pydatetime()
         run = execute_dry_run(client, settings, t)
-        got = {
-            (bucket["key"], p)
-            for bucket in run.payload["aggregations"]["metrics"]["buckets"]
-            for p in PERCENTILES
-            for point in bucket[f"points_{percentile_field(p)}"]["buckets"]
-            if point["key"] == int(t.timestamp() * 1000)
-        }
-        assert got == expected[t], t
+        assert flagged_in_payload(run.payload, t) == expected[t], t
         assert run.condition_met == bool(expected[t]), t
         if expected[t]:
             flagged_somewhere += 1

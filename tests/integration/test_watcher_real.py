@@ -16,12 +16,18 @@ from click.testing import CliRunner
 from atlas import es_client
 from atlas.cli import cli
 from atlas.embedded import NodeOptions
-from atlas.indices import percentile_field
 from atlas.outputs.watch import execute_dry_run, execute_in_watcher
 from atlas.settings import load_settings
 from tests.es_nodes import running_node
 from tests.local_servers import Recorded, http_server, smtp_server
-from tests.surprise_series import PERCENTILES, flagged_by_python, index_series, sample_series, window_ends
+from tests.surprise_series import (
+    PERCENTILES,
+    flagged_by_python,
+    flagged_in_payload,
+    index_series,
+    sample_series,
+    window_ends,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -85,14 +91,7 @@ def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
         t = end.to_pydatetime()
         run = execute_in_watcher(client, settings, t, send=True)
         assert run.executed_by == "watcher"
-        got = {
-            (bucket["key"], p)
-            for bucket in run.payload["aggregations"]["metrics"]["buckets"]
-            for p in PERCENTILES
-            for point in bucket[f"points_{percentile_field(p)}"]["buckets"]
-            if point["key"] == int(t.timestamp() * 1000)
-        }
-        assert got == expected[t], t
+        assert flagged_in_payload(run.payload, t) == expected[t], t
         assert run.condition_met == bool(expected[t]), t
         if expected[t]:
             alerted.append(t)
