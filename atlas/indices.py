@@ -87,7 +87,7 @@ def anomaly_mapping() -> dict[str, Any]:
 
 
 def state_mapping() -> dict[str, Any]:
-    """One document per job: the last window done, the run lease, the notifications sent."""
+    """One document per job: the last window done, the run lease, the notifications sent and those still to send."""
     return _strict(
         [
             ("job", Keyword()),
@@ -95,6 +95,7 @@ def state_mapping() -> dict[str, Any]:
             ("lease_owner", Keyword()),
             ("lease_until", Date()),
             ("notified_events", Keyword()),
+            ("pending_events", Keyword()),
             ("updated_at", Date()),
         ]
     )

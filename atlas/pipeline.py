@@ -104,15 +104,22 @@ def _lease_given_back_on_failure(client: EsClient, settings: Settings, lease: st
 def _notify(
     settings: Settings, client: EsClient, outcome: RunResult, lease: state.Lease, now: datetime
 ) -> tuple[list[notify.Delivery], state.Lease]:
-    """Send the run's events not sent within `alerts.realert`; record those that reached at least one channel."""
+    """Send the run's events, and those an earlier run could not deliver, unless sent within `alerts.realert` (or
+    older than it); record those that reached at least one channel, and keep the others pending for the next run."""
     realert = settings.alerts.realert
-    fresh = notify.select_unsent(outcome.events, state.sent_events(lease), now, realert)
-    notes = notify.build_notifications(fresh, outcome.anomalies, settings.results.job)
+    pending = state.pending_events(lease)
+    known = {e.event_id for e in outcome.events}
+    retried = results.read_event_anomalies(client, settings, [e for e in pending if e not in known])
+    events = [*outcome.events, *group_events(retried, settings.surprise.step)]
+    fresh = notify.select_unsent(events, state.sent_events(lease), now, realert)
+    notes = notify.build_notifications(fresh, [*outcome.anomalies, *retried], settings.results.job)
     deliveries = notify.send_notifications(notes, settings.alerts)
     delivered = {d.metric for d in deliveries if d.sent}
+    attempted = {d.metric for d in deliveries}  # none when no channel is configured: nothing is pending then
     sent_ids = [e for n in notes if n.metric in delivered for e in n.event_ids]
-    if sent_ids:
-        lease = state.record_sent(client, settings, lease, sent_ids, now, keep=realert)
+    failed_ids = [e for n in notes if n.metric in attempted - delivered for e in n.event_ids]
+    if sent_ids or failed_ids or pending:
+        lease = state.record_sent(client, settings, lease, sent_ids, now, keep=realert, pending=failed_ids)
     return deliveries, lease
 
 

@@ -132,10 +132,18 @@ def read_surprise(
 
 def read_anomalies(client: EsClient, settings: Settings, start: datetime, end: datetime) -> list[Anomaly]:
     """The job's stored anomalies with window ends in [start, end] (UTC), ordered by window end, metric, percentile."""
-    filters: list[dict[str, Any]] = [
-        {"term": {"job": settings.results.job}},
-        {"range": {"window_end": {"gte": format_instant(start), "lte": format_instant(end)}}},
-    ]
+    return _read_anomalies(
+        client, settings, {"range": {"window_end": {"gte": format_instant(start), "lte": format_instant(end)}}}
+    )
+
+
+def read_event_anomalies(client: EsClient, settings: Settings, event_ids: Sequence[str]) -> list[Anomaly]:
+    """The job's stored anomalies of the given events, ordered by window end, metric, percentile."""
+    return _read_anomalies(client, settings, {"terms": {"event_id": list(event_ids)}}) if event_ids else []
+
+
+def _read_anomalies(client: EsClient, settings: Settings, selection: dict[str, Any]) -> list[Anomaly]:
+    filters: list[dict[str, Any]] = [{"term": {"job": settings.results.job}}, selection]
     hits = _all_hits(
         client, result_indices(settings.results).anomalies, filters, ["window_end", "metric", "percentile"]
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -89,14 +90,26 @@ def sent_events(lease: Lease) -> dict[str, datetime]:
     return sent
 
 
+def pending_events(lease: Lease) -> list[str]:
+    """The events whose notification reached no channel in an earlier run: the next run tries them again."""
+    return [str(e) for e in lease.stored.source.get("pending_events") or []]
+
+
 def record_sent(
-    client: EsClient, settings: Settings, lease: Lease, event_ids: list[str], now: datetime, keep: timedelta
+    client: EsClient,
+    settings: Settings,
+    lease: Lease,
+    event_ids: list[str],
+    now: datetime,
+    keep: timedelta,
+    pending: Sequence[str] = (),
 ) -> Lease:
-    """Add events sent at `now` to the state document, forgetting sends older than `keep`."""
+    """Add events sent at `now` to the state document, forgetting sends older than `keep`; `pending` replaces the
+    events still to send."""
     sent = {e: t for e, t in sent_events(lease).items() if now - t < keep}
     sent.update(dict.fromkeys(event_ids, now))
     entries = [f"{format_instant(t)}|{e}" for e, t in sorted(sent.items(), key=lambda kv: (kv[1], kv[0]))]
-    return _rewrite(client, settings, lease, notified_events=entries)
+    return _rewrite(client, settings, lease, notified_events=entries, pending_events=sorted(set(pending)))
 
 
 def release_lease(client: EsClient, settings: Settings, lease: Lease, now: datetime) -> None:

@@ -77,3 +77,35 @@ def test_run_sends_each_new_event_once(
         second = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=30))
         assert second.windows and len(slack.requests) == 1 and len(mail.messages) == 1  # nothing new to send
         assert es.count(index=f"{index_name}-anomalies")["count"] >= 1
+
+
+def test_an_event_no_channel_took_is_sent_by_the_next_run(
+    es: Elasticsearch, es_url: str, index_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = {"es.urls": [es_url], "source.index": f"{index_name}-source", "results.prefix": index_name}
+    settings = load_settings(None, {**overrides, "surprise.mode": "last"})  # Slack only: no email configured
+    client = es_client.connect(settings.es)
+    load.load_documents(client, settings.source, settings.source.index, documents(), extra_keywords=["node"])
+    setup_indices(client, settings)
+    pipeline.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
+    with http_server(status=503) as (down_url, down):
+        monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", down_url + "/services/secret-token")
+        settings = load_settings(None, {**overrides, "surprise.mode": "last"})  # the webhook is read at load
+        first = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
+    assert [(d.channel, d.sent) for d in first.deliveries] == [("slack", False)] and len(down.requests) == 1
+    state = es.get(index=f"{index_name}-state", id="default")["_source"]
+    assert state["pending_events"] == [first.events[0].event_id] and not state.get("notified_events")
+    assert state.get("lease_owner") is None  # the failed delivery gave the lease back
+
+    with http_server() as (up_url, up):
+        monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", up_url + "/services/secret-token")
+        settings = load_settings(None, {**overrides, "surprise.mode": "last"})
+        second = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=30))
+        third = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=40))
+    assert second.events == () or all(e.event_id != first.events[0].event_id for e in second.events)
+    assert [(d.channel, d.sent) for d in second.deliveries] == [("slack", True)] and third.deliveries == ()
+    assert len(up.requests) == 1 and json_bodies(up)[0]["text"].startswith("*[atlas] cpu: 1 anomaly event (high)*")
+    state = es.get(index=f"{index_name}-state", id="default")["_source"]
+    assert state["pending_events"] == [] and [e.split("|", 1)[1] for e in state["notified_events"]] == [
+        first.events[0].event_id
+    ]
