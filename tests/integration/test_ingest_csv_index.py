@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from click.testing import CliRunner
 from elasticsearch import Elasticsearch, helpers
 
 from atlas.cli import cli
+from tests.memory import run_measured
 
 pytestmark = pytest.mark.integration
 
@@ -158,12 +158,8 @@ def test_a_large_import_stays_under_the_memory_limit(
         )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
     command = [sys.executable, "-m", "atlas", "--es-url", es_url, "ingest", "csv", str(path), "--index", index_name]
-    child = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert child.stdout is not None
-    out = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
-    child.stdout.close()
-    assert os.waitstatus_to_exitcode(status) == 0
-    report = json.loads(out)
+    measured = run_measured(command, tmp_path, env)
+    assert measured.code == 0, measured.stderr
+    report = json.loads(measured.stdout)
     assert (report["rows"], report["indexed"], report["index_documents"]) == (rows, rows, rows)
-    assert usage.ru_maxrss / 1024 < RSS_LIMIT_MB  # KiB on Linux
+    assert measured.peak_mb < RSS_LIMIT_MB

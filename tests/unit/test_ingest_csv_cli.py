@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from atlas.cli import cli
+from tests.memory import run_measured
 
 NOWHERE = "http://127.0.0.1:9"  # discard port: nothing listens
 HEADER = "timestamp,metric,series,value\n"
@@ -101,12 +102,8 @@ def peak_rss_mb(tmp_path: Path, *args: str) -> tuple[int, str, float]:
     """Run `atlas ingest csv` in a child process: its exit code, stderr and peak resident memory in MB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
     command = [sys.executable, "-m", "atlas", "--es-url", NOWHERE, "ingest", "csv", *args]
-    child = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert child.stderr is not None
-    err = child.stderr.read(1 << 20)  # an error line, not a stream: a growing stderr would be a failure too
-    _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone, unlike RUSAGE_CHILDREN
-    child.stderr.close()
-    return os.waitstatus_to_exitcode(status), err.decode(), usage.ru_maxrss / 1024  # KiB on Linux
+    measured = run_measured(command, tmp_path, env)
+    return measured.code, measured.stderr, measured.peak_mb
 
 
 @pytest.mark.parametrize("source", ["/dev/zero", "sparse-1GiB-line"])
