@@ -18,7 +18,7 @@ from atlas.es_client import EsClient
 from atlas.outputs import notify, report
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
-from atlas.surprise import compute_window_surprise, resolve_metrics
+from atlas.surprise import check_source_fields, compute_window_surprise, resolve_metrics
 from atlas.threshold import group_events, select_anomalies, threshold_points
 
 CHUNK = 24  # windows computed, written and recorded as done together
@@ -78,6 +78,7 @@ def run_once(
     """Process every complete window after the last one done, up to `now` (UTC), holding the job's lease."""
     es_client.require_script_modules(client)
     indices.require_result_indices(client, settings)
+    check_source_fields(client, settings)
     if dry_run:
         ends = pending_windows(settings, state.read_last_window_end(client, settings), now)
         return _process(settings, client, ends, dry_run=True, lease=None, progress=progress)[0]
@@ -134,6 +135,7 @@ def backfill(
         raise ConfigError(f"no window ends between {format_instant(start)} and {format_instant(end)}")
     es_client.require_script_modules(client)
     indices.require_result_indices(client, settings)
+    check_source_fields(client, settings)
     lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
     last = lease.last_window_end
     # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.

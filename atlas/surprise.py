@@ -10,7 +10,7 @@ from atlas import es_client
 from atlas.clock import format_instant
 from atlas.errors import DataError, EsQueryRejected
 from atlas.es_client import EsClient
-from atlas.queries import MAX_SERIES, SurpriseRequest, build_source_summary, build_surprise_request
+from atlas.queries import MAX_SERIES, SurpriseRequest, build_source_summary, build_surprise_request, source_query
 from atlas.records import SeriesSurprise, WindowSurprise
 from atlas.settings import Settings
 
@@ -27,6 +27,25 @@ def resolve_metrics(client: EsClient, settings: Settings) -> list[str]:
     if not found:
         raise DataError(f"no metrics found in {source.index} (field {source.metric_field}); index data first")
     return found
+
+
+def check_source_fields(client: EsClient, settings: Settings) -> None:
+    """Refuse a source whose documents lack a configured field (a typo in atlas.yml would otherwise give windows
+    with nothing in them, and no word why): the time, series, metric and value fields must each be in some document."""
+    source = settings.source
+    fields = [source.time_field, *source.series_fields]
+    fields += list(source.value_fields.values()) or [source.metric_field, source.value_field]
+    aggs = {f"f{i}": {"filter": {"exists": {"field": name}}} for i, name in enumerate(fields)}
+    body = {"size": 0, "track_total_hits": True, "query": source_query(source), "aggs": aggs}
+    answer = es_client.search(client, source.index, body)
+    total = answer.get("hits", {}).get("total", {}).get("value", 0)
+    if not total:
+        raise DataError(f"no documents in {source.index} (source.index); index data first")
+    for i, name in enumerate(fields):
+        if not answer.get("aggregations", {}).get(f"f{i}", {}).get("doc_count"):
+            raise DataError(
+                f"no document of {source.index} has the field {name!r}: check source.* in the configuration"
+            )
 
 
 def compute_window_surprise(

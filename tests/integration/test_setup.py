@@ -117,3 +117,35 @@ def test_run_after_a_new_percentile_without_setup_asks_for_setup(es_url: str, in
     assert result.stderr.strip() == (
         f"Error: result index {index_name}-surprise lacks the field p99: run `atlas setup` first"
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("series_fields", "[hostname]"), ("value_field", "val"), ("metric_field", "name"), ("time_field", "ts")],
+)
+def test_a_source_field_no_document_has_is_named(
+    es_url: str, index_name: str, tmp_path: Path, key: str, value: str
+) -> None:
+    config = tmp_path / "atlas.yml"
+    base = f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {index_name}\nsource:\n  index: {index_name}-metrics\n"
+    config.write_text(base)
+    simulate = ["simulate", "--scenario", "none", "--metrics", "1", "--queries", "2", "--nodes", "1", "--hours", "30"]
+    for command in (["setup"], simulate):
+        assert CliRunner().invoke(cli, ["--config", str(config), *command]).exit_code == 0
+    config.write_text(base + f"  {key}: {value}\n")
+    result = CliRunner().invoke(cli, ["--config", str(config), "run", "--at", "2024-01-02T06:00:00Z"])
+    assert result.exit_code == 2
+    field = value.strip("[]")
+    assert result.stderr.strip() == (
+        f"Error: no document of {index_name}-metrics has the field {field!r}: check source.* in the configuration"
+    )
+
+
+def test_an_empty_source_is_named(es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path) -> None:
+    config = tmp_path / "atlas.yml"
+    config.write_text(f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {index_name}\nsource:\n  index: {index_name}-m\n")
+    es.indices.create(index=f"{index_name}-m")
+    assert CliRunner().invoke(cli, ["--config", str(config), "setup"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["--config", str(config), "run"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: no documents in {index_name}-m (source.index); index data first"
