@@ -19,7 +19,7 @@ from atlas import demo, embedded, es_client, evaluate, indices, listing, pipelin
 from atlas.clock import floor_instant, now_utc, parse_instant
 from atlas.distributions import DEFAULT_VERSION, DISTRIBUTIONS
 from atlas.errors import AtlasError, ConfigError, OutputError
-from atlas.ingest import csv_file, load
+from atlas.ingest import csv_file, load, rrd_file
 from atlas.outputs import kibana as kibana_objects
 from atlas.outputs import report, timelion
 from atlas.outputs import watch as outputs_watch
@@ -290,6 +290,25 @@ def ingest_csv(obj: CliContext, files: tuple[Path, ...], skip_bad: bool, index: 
         client = es_client.connect(settings.es)
         with progress_bar(checked.rows, "ingest") as advance:
             report = load.import_csv(client, settings.source, target, checked, progress=advance)
+    echo_json(report.summary())
+
+
+@ingest.command("rrd")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
+@click.option("--index", help="index to write [default: source.index]")
+@click.pass_obj
+def ingest_rrd(obj: CliContext, files: tuple[Path, ...], index: str | None) -> None:
+    """Import RRDtool files laid out as collectd writes them (<host>/<plugin>/<type>.rrd), every data source and
+    consolidation function at its finest resolution; every file is read whole before the first document is written."""
+    settings = obj.settings()
+    option = "--index" if index is not None else "source.index"
+    target = load.check_index_name(index if index is not None else settings.source.index, option)
+    checked = rrd_file.check_rrd_files(files)
+    for note in checked.notes():
+        log.warning("%s", note)
+    client = es_client.connect(settings.es)
+    with progress_bar(checked.rows, "ingest") as advance:
+        report = load.import_csv(client, settings.source, target, checked, progress=advance)
     echo_json(report.summary())
 
 

@@ -80,7 +80,7 @@ class CsvCheck:
         notes = [f"skipped {message}" for message in self.listed]
         if self.skipped > len(self.listed):
             notes.append(f"skipped {self.skipped - len(self.listed)} more bad rows (only the first are listed)")
-        notes += [f"{_display(f.path)}: no rows after the header" for f in self.files if not f.rows + f.bad]
+        notes += [f"{display_path(f.path)}: no rows after the header" for f in self.files if not f.rows + f.bad]
         return notes
 
     def samples(self) -> Iterator[MetricSample]:
@@ -155,7 +155,7 @@ def check_csv_files(paths: Sequence[Path], *, skip_bad: bool = False) -> CsvChec
 
 
 def _check_file(path: Path, skip_bad: bool, listed: list[str], cleanup: ExitStack) -> FileCheck:
-    where = _display(path)
+    where = display_path(path)
     with _open(path) as handle:
         identity = _stat_identity(os.fstat(handle.fileno()))
         # A pipe or device is copied while checked: the second pass needs the same bytes, and cannot reread them.
@@ -174,7 +174,7 @@ def _check_file(path: Path, skip_bad: bool, listed: list[str], cleanup: ExitStac
 
 
 def _reread(checked: FileCheck, skip_bad: bool) -> Iterator[MetricSample]:
-    where = _display(checked.path)
+    where = display_path(checked.path)
     rows = bad = 0
     with _open(checked.path) if checked.spool is None else _rewound(checked.spool) as handle:
         if checked.identity is not None:
@@ -198,14 +198,14 @@ def _rewound(spool: BinaryIO) -> BinaryIO:
 
 def _refuse_change(checked: FileCheck, identity: tuple[int, int, int, int] | None) -> None:
     if identity != checked.identity:
-        raise DataError(f"{_display(checked.path)}: changed after it was checked; import again")
+        raise DataError(f"{display_path(checked.path)}: changed after it was checked; import again")
 
 
 def _open(path: Path) -> BinaryIO:
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise DataError(f"{_display(path)}: cannot read: {exc.strerror or exc}") from exc
+        raise DataError(f"{display_path(path)}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _stat_identity(st: os.stat_result) -> tuple[int, int, int, int] | None:
@@ -220,7 +220,7 @@ def _path_identity(path: Path) -> tuple[int, int, int, int] | None:
         return None
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """The path as the user typed it, escaped when it holds characters a terminal would act on."""
     text = str(path)
     return text if text.isprintable() else repr(text)

@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from atlas import es_client, indices, queries
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
-from atlas.ingest.csv_file import CsvCheck, MetricSample, format_timestamp
+from atlas.ingest.csv_file import MetricSample, format_timestamp
 from atlas.settings import SourceSettings
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -94,6 +94,15 @@ def _index_name_problem(name: str) -> str | None:
     return None
 
 
+class CheckedSamples(Protocol):
+    """Input files checked whole (CSV or RRD): their samples read again, and the bad rows skipped."""
+
+    @property
+    def skipped(self) -> int: ...
+
+    def samples(self) -> Iterator[MetricSample]: ...
+
+
 @dataclass(frozen=True)
 class CsvImportReport:
     """What `atlas ingest csv` did: good rows sent, documents the index gained, bad rows skipped."""
@@ -114,11 +123,11 @@ def import_csv(
     client: EsClient,
     source: SourceSettings,
     index: str,
-    checked: CsvCheck,
+    checked: CheckedSamples,
     *,
     progress: Callable[[int], None] | None = None,
 ) -> CsvImportReport:
-    """Index the samples of checked CSV files (read a second time) into `index` and count what the index gained.
+    """Index the samples of checked CSV or RRD files (read a second time) into `index` and count what the index gained.
 
     The count is the index's document count after minus before, exact unless something else writes to the index
     meanwhile."""
