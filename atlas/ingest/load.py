@@ -95,17 +95,24 @@ def _index_name_problem(name: str) -> str | None:
 
 
 class CheckedSamples(Protocol):
-    """Input files checked whole (CSV or RRD): their samples read again, and the bad rows skipped."""
+    """Input files checked whole (CSV or RRD): their good rows, the bad rows skipped, warnings, the samples read
+    again."""
+
+    @property
+    def rows(self) -> int: ...
 
     @property
     def skipped(self) -> int: ...
+
+    def notes(self) -> list[str]: ...
 
     def samples(self) -> Iterator[MetricSample]: ...
 
 
 @dataclass(frozen=True)
-class CsvImportReport:
-    """What `atlas ingest csv` did: good rows sent, documents the index gained, bad rows skipped."""
+class ImportReport:
+    """What an import (`atlas ingest csv`, `atlas ingest rrd`) did: good rows sent, documents the index gained, bad rows
+    skipped."""
 
     load: LoadReport
     rows: int
@@ -119,14 +126,14 @@ class CsvImportReport:
         return self.load.summary() | counts | {"skipped": self.skipped}
 
 
-def import_csv(
+def import_samples(
     client: EsClient,
     source: SourceSettings,
     index: str,
     checked: CheckedSamples,
     *,
     progress: Callable[[int], None] | None = None,
-) -> CsvImportReport:
+) -> ImportReport:
     """Index the samples of checked CSV or RRD files (read a second time) into `index` and count what the index gained.
 
     The count is the index's document count after minus before, exact unless something else writes to the index
@@ -138,7 +145,7 @@ def import_csv(
     # what the index keeps (two threads would let an earlier row's request land last).
     report = load_documents(client, source, index, docs, progress=progress, threads=1)
     gained = _count_documents(client, index) - before
-    return CsvImportReport(load=report, rows=report.indexed, gained=gained, skipped=checked.skipped)
+    return ImportReport(load=report, rows=report.indexed, gained=gained, skipped=checked.skipped)
 
 
 def _count_documents(client: EsClient, index: str) -> int:

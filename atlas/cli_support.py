@@ -1,0 +1,87 @@
+"""What the `atlas` commands share: the command context, JSON output, progress bars, option checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from atlas.clock import now_utc, parse_instant
+from atlas.errors import ConfigError
+from atlas.ingest import load
+from atlas.settings import Settings, load_settings
+
+DEFAULT_CONFIG = Path("atlas.yml")
+
+
+@dataclass(frozen=True)
+class CliContext:
+    config: Path | None
+    es_url: str | None
+    verbose: bool
+
+    def settings(self) -> Settings:
+        path = self.config if self.config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+        overrides = {"es.urls": self.es_url.split(",")} if self.es_url else {}
+        return load_settings(path, overrides)
+
+
+def echo_json(data: Any) -> None:
+    """Data goes to stdout as JSON: sorted keys, 2-space indent, a final newline."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr, drawn from the first advance on (a command that fails before any work prints only
+    its error line); yields the callback that advances it."""
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def advance(n: int) -> None:
+            if not bars:
+                bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+                bars.append(stack.enter_context(bar))
+            bars[0].update(n)
+
+        yield advance
+
+
+def output_path(path: Path, option: str, *, is_dir: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: its directory must exist (a directory output may
+    be created, if its parent exists)."""
+    parent = path if is_dir and path.exists() else path.parent
+    if is_dir and path.exists() and not path.is_dir():
+        raise ConfigError(f"{option}: {path} exists and is not a directory")
+    if not is_dir and path.is_dir():
+        raise ConfigError(f"{option}: {path} is a directory; name a file")
+    anchor = parent if parent.exists() or not is_dir else parent.parent
+    if not anchor.is_dir():
+        raise ConfigError(f"{option}: the directory {anchor} does not exist")
+    if not os.access(anchor, os.W_OK):
+        raise ConfigError(f"{option}: the directory {anchor} is not writable")
+    return path
+
+
+def write_target(settings: Settings, index: str | None) -> str:
+    """The index a command writes to: --index, else source.index; one concrete, valid name (checked before any work)."""
+    option = "--index" if index is not None else "source.index"
+    return load.check_index_name(index if index is not None else settings.source.index, option)
+
+
+def parse_at(value: str | None, option: str = "--at") -> datetime:
+    """An ISO-8601 option value as tz-aware UTC, or now when not given."""
+    if value is None:
+        return now_utc()
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {value!r} is not an ISO-8601 instant") from exc
