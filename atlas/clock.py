@@ -50,10 +50,10 @@ def parse_instant(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def format_instant(value: datetime) -> str:
-    """ISO-8601 UTC with a `Z`, to the second (milliseconds when present)."""
+def format_instant(value: datetime, *, milliseconds: bool = False) -> str:
+    """ISO-8601 UTC with a `Z`, to the second (milliseconds when present, or always with `milliseconds`)."""
     value = value.astimezone(UTC)
-    if value.microsecond:
+    if value.microsecond or milliseconds:
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 

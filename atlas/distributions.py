@@ -30,7 +30,6 @@ class Distribution:
     """One Elasticsearch version as atlas runs it: the pom.xml profile that fetches it and the modules it adds."""
 
     version: str
-    what: str
     modules: tuple[Module, ...] = ()
     has_xpack: bool = False
 
@@ -54,9 +53,9 @@ _PAINLESS_7 = Module(
 )
 
 DISTRIBUTIONS = {
-    "7.10.2": Distribution("7.10.2", "integ-test-zip with lang-painless", modules=(_PAINLESS_7,)),
-    "6.8.23": Distribution("6.8.23", "full distribution with x-pack, trial licence", has_xpack=True),
-    "8.19.9": Distribution("8.19.9", "integ-test-zip, no scripts", has_xpack=True),
+    "7.10.2": Distribution("7.10.2", modules=(_PAINLESS_7,)),  # integ-test-zip with lang-painless added
+    "6.8.23": Distribution("6.8.23", has_xpack=True),  # the full distribution, run with a trial licence
+    "8.19.9": Distribution("8.19.9", has_xpack=True),  # integ-test-zip: no painless, no aggregations module
 }
 
 

@@ -92,6 +92,7 @@ def start_cluster(
 ) -> tuple[ClusterStatus, bool]:
     """Start `nodes` local nodes (HTTP port+i) and wait for yellow health; the bool says it was already running."""
     dist = distribution(version)
+    options = options or NodeOptions()
     _validate(nodes, port, heap)
     data_dir = data_dir.resolve()
     _refuse_other_version(data_dir, dist)
@@ -116,8 +117,8 @@ def start_cluster(
     es_home = ensure_distribution(dist, dist_dir)
     node_dirs = [data_dir / f"node-{i}" for i in range(nodes)]
     for i, node_dir in enumerate(node_dirs):
-        _write_node_config(node_dir, es_home, dist, i, nodes, port, heap, options or NodeOptions())
-        _write_keystore(node_dir, es_home, java_home, (options or NodeOptions()).keystore)
+        _write_node_config(node_dir, es_home, dist, i, nodes, port, heap, options)
+        _write_keystore(node_dir, es_home, java_home, options.keystore)
         _give_to_unprivileged_user(node_dir)
     (data_dir / "version").write_text(version + "\n")
     if os.geteuid() == 0:
@@ -127,7 +128,7 @@ def start_cluster(
                     f"{path} is not reachable by user nobody, which runs Elasticsearch when atlas runs as root; "
                     "use --data / ATLAS_HOME below a directory others can enter (default /var/lib/atlas)"
                 )
-    scheme = "https" if (options or NodeOptions()).settings.get("xpack.security.http.ssl.enabled") else "http"
+    scheme = "https" if options.settings.get("xpack.security.http.ssl.enabled") else "http"
     url = f"{scheme}://127.0.0.1:{port}"
     try:
         launched = [_launch(node_dir, es_home, java_home) for node_dir in node_dirs]
@@ -279,7 +280,7 @@ def _write_keystore(node_dir: Path, es_home: Path, java_home: Path, entries: Map
     if not entries:
         return
     tool = str(es_home / "bin" / "elasticsearch-keystore")
-    env = {**_launch_env(node_dir, java_home)}
+    env = _launch_env(node_dir, java_home)
     for args, stdin in [(["create"], ""), *((["add", "-x", "-f", name], value) for name, value in entries.items())]:
         proc = subprocess.run([tool, *args], input=stdin, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:  # never print stdin: it is a secret
@@ -339,15 +340,24 @@ def _await_launch(proc: subprocess.Popen[bytes], node_dir: Path, deadline: float
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        return f"{node_dir.name} did not start in time (log: {node_dir / 'logs' / (CLUSTER_NAME + '.log')})"
+        return f"{node_dir.name} did not start in time (log: {_es_log(node_dir)})"
     if code == 0:
         return ""
-    launch_log, es_log = node_dir / "launch.log", node_dir / "logs" / f"{CLUSTER_NAME}.log"
-    for log in (launch_log, es_log):
+    line, log = _logged_reason(node_dir, node_dir / "launch.log", _es_log(node_dir))
+    return f"{node_dir.name}: {line or f'exit code {code}'} (log: {log})"
+
+
+def _es_log(node_dir: Path) -> Path:
+    return node_dir / "logs" / f"{CLUSTER_NAME}.log"
+
+
+def _logged_reason(node_dir: Path, *logs: Path) -> tuple[str, Path]:
+    """The first meaningful failure line of `logs` (in that order) and the log it is from; else "" and the last."""
+    for log in logs:
         line = _last_meaningful_line(log.read_text(errors="replace")) if log.is_file() else ""
         if line:
-            return f"{node_dir.name}: {line} (log: {log})"
-    return f"{node_dir.name}: exit code {code} (log: {es_log})"
+            return line, log
+    return "", logs[-1]
 
 
 def _await_pid(node_dir: Path, data_dir: Path, deadline: float) -> int:
@@ -359,11 +369,9 @@ def _await_pid(node_dir: Path, data_dir: Path, deadline: float) -> int:
             return pid
         booting = any(_is_ours(p, data_dir) and f"{node_dir}{os.sep}".encode() in _cmdline(p) for p in _all_pids())
         if not booting or time.monotonic() >= deadline:
-            es_log = node_dir / "logs" / f"{CLUSTER_NAME}.log"
-            texts = [log.read_text(errors="replace") for log in (node_dir / "launch.log", es_log) if log.is_file()]
-            line = next((_last_meaningful_line(t) for t in reversed(texts) if _last_meaningful_line(t)), "")
+            line, _ = _logged_reason(node_dir, _es_log(node_dir), node_dir / "launch.log")
             why = "did not start in time" if booting else f"stopped: {line or 'no reason logged'}"
-            raise EsUnavailable(f"{node_dir.name} {why} (log: {es_log})")
+            raise EsUnavailable(f"{node_dir.name} {why} (log: {_es_log(node_dir)})")
         time.sleep(0.2)
 
 

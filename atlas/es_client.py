@@ -231,12 +231,6 @@ def _reason(body: Any) -> str:
     return text[:300]
 
 
-def wait_for_cluster(client: EsClient, timeout_s: float = 30.0) -> dict[str, Any]:
-    """Wait until cluster health is at least yellow; return the health body."""
-    with translated_errors(client, f"cluster health of {client.target}"):
-        return dict(client.raw.cluster.health(wait_for_status="yellow", timeout=f"{int(timeout_s)}s"))
-
-
 def require_script_modules(client: EsClient) -> None:
     """Fail with one line unless every node has the modules the surprise query needs (painless, aggregations)."""
     needed = _SCRIPT_MODULES.get(client.version[0], _LATEST_SCRIPT_MODULES)
@@ -421,18 +415,20 @@ def delete_index(client: EsClient, index: str) -> bool:
     return not (isinstance(response, Mapping) and response.get("status") == 404)
 
 
-def _watcher_path(client: EsClient, watch_id: str) -> str:
+def _watcher_root(client: EsClient) -> str:
     """Watcher's REST root moved from `_xpack/watcher` (6.x) to `_watcher` (7.0)."""
-    root = "/_xpack/watcher" if client.version[0] == 6 else "/_watcher"
-    return f"{root}/watch/{watch_id}"
+    return "/_xpack/watcher" if client.version[0] == 6 else "/_watcher"
+
+
+def _watcher_path(client: EsClient, watch_id: str) -> str:
+    return f"{_watcher_root(client)}/watch/{watch_id}"
 
 
 def has_watcher(client: EsClient) -> bool:
     """Whether the cluster runs Watcher (an x-pack feature that needs a licence that includes it)."""
-    path = "/_xpack/watcher/stats" if client.version[0] == 6 else "/_watcher/stats"
     with translated_errors(client, f"asking {client.target} for Watcher"):
         try:
-            client.raw.transport.perform_request("GET", path)
+            client.raw.transport.perform_request("GET", f"{_watcher_root(client)}/stats")
         except elasticsearch.TransportError as exc:
             if exc.status_code in (400, 404, 405, 410):
                 return False

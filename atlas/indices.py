@@ -153,6 +153,11 @@ def mapping_conflicts(found: dict[str, Any], wanted: dict[str, Any], prefix: str
     return conflicts
 
 
+def _existing_mappings(client: EsClient, wanted: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The mappings of those of the wanted indices that exist."""
+    return {index: es_client.get_mapping(client, index) for index in wanted if es_client.index_exists(client, index)}
+
+
 def _missing_fields(found: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     present = found.get("properties", {})
     return [name for name in wanted.get("properties", {}) if name not in present]
@@ -177,9 +182,7 @@ def setup_indices(client: EsClient, settings: Settings) -> dict[str, str]:
     the field and the fix, before anything is changed.
     """
     wanted = _wanted_mappings(settings)
-    existing = {
-        index: es_client.get_mapping(client, index) for index in wanted if es_client.index_exists(client, index)
-    }
+    existing = _existing_mappings(client, wanted)
     for index, found in existing.items():
         _refuse_conflicts(index, found, wanted[index])
     outcome: dict[str, str] = {}
@@ -197,10 +200,12 @@ def setup_indices(client: EsClient, settings: Settings) -> dict[str, str]:
 def require_result_indices(client: EsClient, settings: Settings) -> None:
     """Refuse to write results into indices `atlas setup` has not made as atlas maps them (missing, a missing
     field, another type, or not strict), so that Elasticsearch never creates them with dynamic mappings."""
-    for index, wanted in _wanted_mappings(settings).items():
-        if not es_client.index_exists(client, index):
+    all_wanted = _wanted_mappings(settings)
+    existing = _existing_mappings(client, all_wanted)
+    for index, wanted in all_wanted.items():
+        if index not in existing:
             raise ConfigError(f"result index {index} does not exist: run `atlas setup` first")
-        found = es_client.get_mapping(client, index)
+        found = existing[index]
         _refuse_conflicts(index, found, wanted)
         missing = _missing_fields(found, wanted)
         if missing or found.get("dynamic") != "strict":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,9 @@ def install_watch(client: EsClient, settings: Settings) -> str:
         es_client.put_watch(client, wid, build_watch(settings))
     except EsQueryRejected as exc:
         text = str(exc)
-        if any(hint in text for hint in ("no handler found", "invalid_index_name", "license", "_watcher", "405")):
+        if "license" in text:  # Watcher is there (has_watcher said so) but the licence does not include it
             raise OutputError(
-                "this cluster has no Watcher (x-pack watcher is not installed, disabled, or the licence is Basic):"
+                "this cluster's licence does not include Watcher (Basic):"
                 f" use atlas run's built-in alerts instead ({text})"
             ) from exc
         raise
@@ -93,10 +93,11 @@ def execute_dry_run(client: EsClient, settings: Settings, scheduled: datetime) -
     """Run the watch's search on the live cluster as if triggered at `scheduled` (UTC), evaluate its condition
     and render its actions' text; nothing is sent."""
     watch = build_watch(settings)
-    ctx = {"trigger": {"scheduled_time": _watcher_instant(scheduled)}, "watch_id": watch_id(settings)}
+    when = format_instant(scheduled, milliseconds=True)  # as Watcher writes ctx times into its templates
+    ctx = {"trigger": {"scheduled_time": when}, "watch_id": watch_id(settings)}
     request = json.loads(render_mustache(json.dumps(watch["input"]["search"]["request"]), {"ctx": ctx}))
     payload = es_client.search(client, ",".join(request["indices"]), request["body"])
-    context = {"ctx": {**ctx, "payload": payload, "execution_time": _watcher_instant(scheduled)}}
+    context = {"ctx": {**ctx, "payload": payload, "execution_time": when}}
     met = all(_compare(context, path, rule) for path, rule in watch["condition"]["compare"].items())
     actions = {}
     if met:
@@ -105,12 +106,6 @@ def execute_dry_run(client: EsClient, settings: Settings, scheduled: datetime) -
             actions[name] = render_mustache(body, context)
     count = payload.get("aggregations", {}).get("flagged_metrics", {}).get("count", 0)
     return DryRun(watch_id(settings), met, int(count), actions, payload)
-
-
-def _watcher_instant(instant: datetime) -> str:
-    """An instant (UTC) as Watcher writes ctx times into its templates: milliseconds always shown."""
-    utc = instant.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def execute_once(client: EsClient, settings: Settings, scheduled: datetime, *, send: bool = False) -> DryRun:
