@@ -10,14 +10,14 @@ from typing import Any
 
 import click
 
-from atlas import demo, embedded, es_client, evaluate, indices, listing, pipeline, results, simulate
+from atlas import demo, embedded, es_client, evaluate, grouping, indices, listing, pipeline, results, simulate
 from atlas.cli_es import es
 from atlas.cli_outputs import kibana, report_command, timelion_command, watch
 from atlas.cli_support import DEFAULT_CONFIG, CliContext, echo_json, output_path, parse_at, progress_bar, write_target
 from atlas.clock import floor_instant
 from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import AtlasError, ConfigError, OutputError
-from atlas.ingest import csv_file, load, rrd_file
+from atlas.ingest import collectd_csv, collectd_http, csv_file, load, rrd_file
 from atlas.queries import build_surprise_request
 from atlas.settings import Settings, effective_settings, render_config_file
 from atlas.threshold import group_events
@@ -167,6 +167,34 @@ def ingest_rrd(obj: CliContext, files: tuple[Path, ...], index: str | None) -> N
     import_checked(settings, target, rrd_file.check_rrd_files(files))
 
 
+@ingest.command("collectd")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, readable=False))
+@click.option("--listen", metavar="HOST:PORT", help="receive collectd's write_http JSON posts here instead")
+@click.option("--duration", help="with --listen: stop after this long (e.g. 10m) [default: until Ctrl-C]")
+@click.option("--index", help="index to write [default: source.index]")
+@click.pass_obj
+def ingest_collectd(
+    obj: CliContext, paths: tuple[Path, ...], listen: str | None, duration: str | None, index: str | None
+) -> None:
+    """Import what collectd's csv plugin writes: its DataDir (or any folder or file under it), files named
+    <host>/<plugin>[-<pi>]/<type>[-<ti>]-YYYY-MM-DD, each checked whole before the first document is written; or,
+    with --listen, receive its write_http plugin's JSON posts until --duration or Ctrl-C."""
+    settings = obj.settings()
+    target = write_target(settings, index)
+    if (listen is None) == (not paths) or (duration is not None and listen is None):
+        raise click.UsageError("name the csv plugin's DataDir (or files under it), or --listen HOST:PORT [--duration]")
+    if listen is None:
+        import_checked(settings, target, collectd_csv.check_collectd_csv(paths))
+    else:
+        address, stop_after = collectd_http.parse_address(listen), collectd_http.parse_duration_option(duration)
+        client = es_client.connect(settings.es)
+        report = collectd_http.receive(
+            client, settings.source, target, address, duration=stop_after,
+            ready=lambda at: log.info("listening on http://%s/", at),
+        )  # fmt: skip
+        echo_json(report.summary())
+
+
 def import_checked(settings: Settings, target: str, checked: load.CheckedSamples) -> None:
     """Index checked input files into `target` with a progress bar; print the import's summary."""
     for note in checked.notes():
@@ -205,7 +233,7 @@ def run_command(obj: CliContext, at: str | None, dry_run: bool) -> None:
     client = es_client.connect(settings.es)
     result = pipeline.run_once(settings, client, parse_at(at), dry_run=dry_run)
     echo_json(result.summary())
-    failed = [f"{d.channel} ({d.metric}): {d.reason}" for d in result.deliveries if not d.sent]
+    failed = [f"{d.channel} ({d.group}): {d.reason}" for d in result.deliveries if not d.sent]
     if failed:  # the results are written; only notifications failed
         raise OutputError("notifications failed: " + "; ".join(failed))
 
@@ -228,18 +256,27 @@ def backfill_command(obj: CliContext, start: str, end: str) -> None:
 @click.option("--from", "start", help="first window end (ISO-8601, UTC) [default: 7 days ago]")
 @click.option("--to", "end", help="last window end (ISO-8601, UTC) [default: now]")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--grouped", is_flag=True, help="one row per grouped event (by grouping.field, else across metrics)")
+@click.option("--group-by", "group_by", help="group by this series field (implies --grouped) [default: grouping.field]")
 @click.pass_obj
-def anomalies_command(obj: CliContext, start: str | None, end: str | None, fmt: str) -> None:
-    """List anomaly events."""
+def anomalies_command(
+    obj: CliContext, start: str | None, end: str | None, fmt: str, grouped: bool, group_by: str | None
+) -> None:
+    """List anomaly events with score, actual, typical, threshold and influencers, or grouped events."""
     settings = obj.settings()
     last = parse_at(end, "--to")
     first = parse_at(start, "--from") if start else last - timedelta(days=7)
     found = results.read_anomalies(es_client.connect(settings.es), settings, first, last)
-    rows = listing.event_rows(group_events(found, settings.surprise.step), found)
+    events = group_events(found, settings.surprise.step)
+    if grouped or group_by:
+        rows = listing.group_rows(pipeline.grouped_events(settings, events, found, group_by))
+    else:
+        rows = listing.event_rows(grouping.event_members(events, found, settings.source.series_fields))
     if fmt == "json":
         echo_json(rows)
     else:
-        click.echo(listing.format_table(rows) if fmt == "table" else listing.format_csv(rows), nl=False)
+        text = listing.format_table(rows) if fmt == "table" else listing.format_csv(rows, bool(grouped or group_by))
+        click.echo(text, nl=False)
 
 
 @cli.command("evaluate")

@@ -70,7 +70,7 @@ def run_demo(settings: Settings, spec: simulate.SimulationSpec, out_dir: Path, b
         done = pipeline.backfill(settings, client, first, last, progress=advance)
     scores = pipeline.evaluate_job(settings, client, truth, first, last)
     found = results.read_anomalies(client, settings, first, last)
-    rows = listing.event_rows(group_events(found, step), found)
+    rows = listing.group_rows(pipeline.grouped_events(settings, group_events(found, step), found))
     return DemoResult(
         loaded, done, scores, rows, truth_path, _write_outputs(settings, client, truth, first, last, out_dir)
     )

@@ -12,9 +12,10 @@ from typing import Any
 
 from atlas.clock import parse_instant
 from atlas.errors import DataError
-from atlas.records import Anomaly, TruthInterval
+from atlas.records import SEVERITIES, Anomaly, GroupedEvent, TruthInterval
 
 _LINES = ("all", "high")
+GROUPED_LINES = ("grouped", "grouped_medium", "grouped_high")  # grouped events of any, >= medium, high criticality
 
 
 @dataclass(frozen=True)
@@ -75,30 +76,39 @@ def evaluate(
     anomalies: Sequence[Anomaly],
     steps: Mapping[str, Sequence[datetime]],
     step: timedelta,
+    groups: Sequence[GroupedEvent] | None = None,
 ) -> dict[str, Scores]:
-    """Scores for all severities and for high only; `steps` lists each metric's evaluated window ends."""
-    return {line: _score(truth, anomalies, steps, step, high_only=line == "high") for line in _LINES}
+    """Scores for all severities and for high only; `steps` lists each metric's evaluated window ends. With
+    `groups`, also the grouped events' lines (GROUPED_LINES)."""
+    scores = {line: _score(truth, anomalies, steps, step, high_only=line == "high") for line in _LINES}
+    if groups is not None:
+        for line, level in zip(GROUPED_LINES, SEVERITIES, strict=True):
+            kept = [g for g in groups if SEVERITIES.index(g.criticality) >= SEVERITIES.index(level)]
+            scores[line] = _score_grouped(truth, kept, steps, step)
+    return scores
 
 
 def evaluation_json(scores: Mapping[str, Scores]) -> dict[str, Any]:
-    """`{"all": {...}, "high": {...}}` as `atlas evaluate --format json` prints it."""
-    return {line: scores[line].as_json() for line in _LINES}
+    """`{"all": {...}, "high": {...}}` as `atlas evaluate --format json` prints it, plus `grouped`,
+    `grouped_medium` and `grouped_high` when grouped events were scored."""
+    return {line: scores[line].as_json() for line in (*_LINES, *GROUPED_LINES) if line in scores}
 
 
 def format_evaluation(scores: Mapping[str, Scores]) -> str:
     """A small table: one row per severity line, then the point-adjusted row of each."""
-    header = f"{'':16}{'precision':>10}{'recall':>8}{'f1':>7}{'found':>7}{'missed':>7}{'false':>7}"
+    header = f"{'':24}{'precision':>10}{'recall':>8}{'f1':>7}{'found':>7}{'missed':>7}{'false':>7}"
     header += f"{'tp':>6}{'fp':>6}{'fn':>6}"
     lines = [header]
-    for line in _LINES:
+    shown = [line for line in (*_LINES, *GROUPED_LINES) if line in scores]
+    for line in shown:
         j = scores[line].as_json()
         lines.append(
-            f"{line:16}{j['precision']:>10.3f}{j['recall']:>8.3f}{j['f1']:>7.3f}{j['events_found']:>7}"
+            f"{line:24}{j['precision']:>10.3f}{j['recall']:>8.3f}{j['f1']:>7.3f}{j['events_found']:>7}"
             f"{j['events_missed']:>7}{j['false_events']:>7}{j['tp']:>6}{j['fp']:>6}{j['fn']:>6}"
         )
-    for line in _LINES:
+    for line in shown:
         a = scores[line].as_json()["point_adjusted"]
-        lines.append(f"{line + ' adjusted':16}{a['precision']:>10.3f}{a['recall']:>8.3f}{a['f1']:>7.3f}")
+        lines.append(f"{line + ' adjusted':24}{a['precision']:>10.3f}{a['recall']:>8.3f}{a['f1']:>7.3f}")
     return "\n".join(lines) + "\n"
 
 
@@ -123,6 +133,24 @@ def _score(
         for i, value in enumerate(_score_metric(ordered, labelled, predicted, step)):
             totals[i] += value
     return Scores(*totals)
+
+
+def _score_grouped(
+    truth: Sequence[TruthInterval],
+    groups: Sequence[GroupedEvent],
+    steps: Mapping[str, Sequence[datetime]],
+    step: timedelta,
+) -> Scores:
+    """The overlap rules on one timeline for all metrics: the union of every metric's evaluated window ends; a step is
+    labelled when it is labelled for any evaluated metric, predicted when a grouped event spans it (start to end)."""
+    ordered = sorted({t for ends in steps.values() for t in ends})
+    labelled = {
+        t
+        for t in ordered
+        if any((i.metric is None or i.metric in steps) and i.start < t and t - step < i.end for i in truth)
+    }
+    predicted = {t for t in ordered if any(g.start <= t <= g.end for g in groups)}
+    return Scores(*_score_metric(ordered, labelled, predicted, step))
 
 
 def _score_metric(

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from atlas import es_client, evaluate, indices, results, state
+from atlas import es_client, evaluate, grouping, indices, results, scan, state
 from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
 from atlas.outputs import notify, report
-from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval, WindowSurprise
+from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
 from atlas.surprise import check_source_fields, compute_window_surprise, resolve_metrics
 from atlas.threshold import group_events, select_anomalies, threshold_points
@@ -57,7 +57,7 @@ class RunResult:
             ],
             "dry_run": self.dry_run,
             "notifications": [
-                {"channel": d.channel, "metric": d.metric, "sent": d.sent, "reason": d.reason} for d in self.deliveries
+                {"channel": d.channel, "group": d.group, "sent": d.sent, "reason": d.reason} for d in self.deliveries
             ],
         }
 
@@ -113,15 +113,29 @@ def _notify(
     retried = results.read_event_anomalies(client, settings, [e for e in pending if e not in known])
     events = [*outcome.events, *group_events(retried, settings.surprise.step)]
     fresh = notify.select_unsent(events, state.sent_events(lease), now, realert)
-    notes = notify.build_notifications(fresh, [*outcome.anomalies, *retried], settings.results.job)
+    groups = grouped_events(settings, events, [*outcome.anomalies, *retried])
+    notes = notify.build_notifications(groups, settings.results.job, {e.event_id for e in fresh})
     deliveries = notify.send_notifications(notes, settings.alerts)
-    delivered = {d.metric for d in deliveries if d.sent}
-    attempted = {d.metric for d in deliveries}  # none when no channel is configured: nothing is pending then
-    sent_ids = [e for n in notes if n.metric in delivered for e in n.event_ids]
-    failed_ids = [e for n in notes if n.metric in attempted - delivered for e in n.event_ids]
+    delivered = {d.group for d in deliveries if d.sent}
+    attempted = {d.group for d in deliveries}  # none when no channel is configured: nothing is pending then
+    sent_ids = list(dict.fromkeys(e for n in notes if n.group in delivered for e in n.event_ids))
+    failed = (e for n in notes if n.group in attempted - delivered for e in n.event_ids if e not in sent_ids)
+    failed_ids = list(dict.fromkeys(failed))
     if sent_ids or failed_ids or pending:
         lease = state.record_sent(client, settings, lease, sent_ids, now, keep=realert, pending=failed_ids)
     return deliveries, lease
+
+
+def grouped_events(
+    settings: Settings, events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly], field: str | None = None
+) -> list[GroupedEvent]:
+    """The grouped events alerts, the report and the evaluation use: `events` grouped by `field` (else
+    `grouping.field`) with their points among `anomalies`."""
+    step, source = settings.surprise.step, settings.source
+    if field is not None and field not in source.series_fields:
+        known = ", ".join(source.series_fields)
+        raise ConfigError(f"--group-by: {field!r} is not one of source.series_fields ({known})")
+    return grouping.group_events(events, anomalies, source.series_fields, settings.grouping, step, field)
 
 
 def backfill(
@@ -141,7 +155,9 @@ def backfill(
     # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.
     record = last is None or ends[0] <= last + step
     with _lease_given_back_on_failure(client, settings, lease):
-        outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress, record=record)
+        outcome, latest = _process(
+            settings, client, ends, dry_run=False, lease=lease, progress=progress, record=record, one_scan=True
+        )
         state.release_lease(client, settings, latest or lease, now_utc())
     return outcome
 
@@ -155,22 +171,31 @@ def _process(
     lease: state.Lease | None,
     progress: Progress | None,
     record: bool = True,
+    one_scan: bool = False,
 ) -> tuple[RunResult, state.Lease | None]:
     """Compute, write and threshold `ends` chunk by chunk; with a lease, record each chunk as done (if `record`).
+    `one_scan` (backfill) computes many windows per scan of the source (atlas/scan.py), else one request per window.
 
     If the run fails, the lease stays until it expires or its process is seen dead; the next run redoes the chunk.
     """
     if not ends:
         return RunResult((), 0, (), (), dry_run), lease
     metrics = resolve_metrics(client, settings)
+    scanned = scan.scanning_computer(client, settings, metrics, ends) if one_scan else None
     written = 0
     anomalies: dict[tuple[str, float, datetime], Anomaly] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(ends), CHUNK):
             chunk = list(ends[start : start + CHUNK])
-            fresh = [
-                r for rs in pool.map(lambda t: compute_window_surprise(client, settings, metrics, t), chunk) for r in rs
-            ]
+            fresh = (
+                scanned(chunk)
+                if scanned is not None
+                else [
+                    r
+                    for rs in pool.map(lambda t: compute_window_surprise(client, settings, metrics, t), chunk)
+                    for r in rs
+                ]
+            )
             if not dry_run:
                 written += results.write_surprise(client, settings, fresh)
             found = threshold_windows(settings, client, metrics, chunk[0], chunk[-1], fresh if dry_run else ())
@@ -202,10 +227,10 @@ def threshold_windows(
     running at `first - step`. So a run over a few windows writes exactly what one backfill over all would.
     """
     step, th = settings.surprise.step, settings.threshold
-    reach = th.window + math.ceil(th.min_duration / step)
+    reach = th.lookback + math.ceil(th.min_duration / step)
     running = results.read_anomalies(client, settings, first - step, first - step)
     starts = [event_start(a.event_id) for a in running]
-    fetch_from = min([first - reach * step, *(s - th.window * step for s in starts)])
+    fetch_from = min([first - reach * step, *(s - th.lookback * step for s in starts)])
     stored = results.read_surprise(client, settings, fetch_from, last, metrics)
     series = [*stored, *unstored]
     tops: dict[tuple[str, datetime], tuple[SeriesSurprise, ...]] = {
@@ -231,7 +256,8 @@ def evaluate_job(
     for stored in results.read_surprise(client, settings, start, end):
         steps.setdefault(stored.metric, []).append(stored.window_end)
     found = results.read_anomalies(client, settings, start, end)
-    return evaluate.evaluate(truth, found, steps, settings.surprise.step)
+    groups = grouped_events(settings, group_events(found, settings.surprise.step), found)
+    return evaluate.evaluate(truth, found, steps, settings.surprise.step, groups)
 
 
 def event_start(event_id: str) -> datetime:
@@ -261,4 +287,5 @@ def report_data(
     )
     found = results.read_anomalies(client, settings, start, end)
     events = tuple(group_events(found, step))
-    return report.ReportData(settings.results.job, now_utc(), charts, events, tuple(found), tuple(truth))
+    groups = tuple(grouped_events(settings, events, found))
+    return report.ReportData(settings.results.job, now_utc(), charts, events, tuple(found), tuple(truth), groups, step)

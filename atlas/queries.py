@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atlas.clock import format_duration, format_instant
@@ -16,14 +16,26 @@ MAX_METRICS = 10_000
 MAX_SERIES = 65_536
 SERIES_KEY_SEPARATOR = "|"  # joins the values of several series fields into one series key
 
+_BASELINE_SCRIPTS = {
+    "mean": "MovingFunctions.unweightedAvg(values)",
+    # Painless has no Arrays.sort for double[]: an insertion sort of the (at most baseline_window) values.
+    "median": "int n = values.length; if (n == 0) { return Double.NaN; } double[] v = new double[n];"
+    " for (int i = 0; i < n; ++i) { double x = values[i]; int j = i - 1;"
+    " while (j >= 0 && v[j] > x) { v[j + 1] = v[j]; j--; } v[j + 1] = x; }"
+    " return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;",
+}
 _SURPRISE_SCRIPTS = {
     "none": "if (params.first < params.score_from) { return null; } return Math.abs(params.x - params.baseline);",
+    # A zero baseline gives Infinity or NaN, a gap like a zero std below.
+    "relative": "if (params.first < params.score_from) { return null; }"
+    " return Math.abs(params.x - params.baseline) / Math.abs(params.baseline);",
     # Division by a zero std gives Infinity or NaN, which every later pipeline aggregation treats as a gap.
     "zscore": "if (params.first < params.score_from) { return null; }"
     " return Math.abs(params.x - params.baseline) / params.sd;",
 }
 _SURPRISE_PATHS = {
     "none": {"x": "x", "baseline": "baseline", "first": "first"},
+    "relative": {"x": "x", "baseline": "baseline", "first": "first"},
     "zscore": {"x": "x", "baseline": "baseline", "sd": "baseline_std", "first": "first"},
 }
 SURPRISE_FILTER_PATH = ",".join(
@@ -99,6 +111,7 @@ def build_surprise_request(settings: Settings, metrics: Sequence[str], window_en
             value_field=source.value_fields.get(metric, source.value_field),
             interval=format_duration(surprise.interval),
             baseline_window=surprise.baseline_window,
+            baseline_script=_BASELINE_SCRIPTS[surprise.baseline],
             surprise_paths=_SURPRISE_PATHS[surprise.normalization],
             surprise_script=_SURPRISE_SCRIPTS[surprise.normalization],
             score_from_ms=int(window.score_from.timestamp() * 1000),
@@ -144,3 +157,112 @@ def _series_terms(source: SourceSettings) -> dict[str, Any]:
 
 def _painless_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# --- Series partitions and the one-scan backfill (issue 11): new builders on the per-window request's parts. ---
+
+SERIES_WINDOW_FILTER_PATH = "aggregations.*.series.buckets.key,aggregations.*.series.buckets.window.value"
+SCAN_FILTER_PATH = "aggregations.series.buckets.key,aggregations.series.buckets.hours.buckets.scan_window.value"
+SERIES_KEYS_FILTER_PATH = "aggregations.keys.after_key,aggregations.keys.buckets.key.key"
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """One metric's one-scan request over some of its series: each series' histogram has `positions` buckets from
+    `first_bucket` (UTC) on, and the bucket starting at a window end T carries the window surprise S(q, T)."""
+
+    body: dict[str, Any]
+    first_bucket: datetime
+    positions: int
+    filter_path: str = SCAN_FILTER_PATH
+
+
+def build_series_keys_request(
+    settings: Settings, metric: str, start: datetime, end: datetime, size: int, after: str | None
+) -> dict[str, Any]:
+    """One page (`size` keys after `after`, ascending) of the series keys of `metric` with documents in [start, end)."""
+    composite: dict[str, Any] = {"size": size, "sources": [{"key": {"terms": _key_source(settings.source)}}]}
+    if after is not None:
+        composite["after"] = {"key": after}
+    query = _range_query(settings.source, metric, start, end, ())
+    return render_json("scan_series_keys.json.j2", query=query, composite=composite)
+
+
+def build_subset_window_request(
+    settings: Settings, metric: str, window_end: datetime, keys: Sequence[str]
+) -> SurpriseRequest:
+    """The per-window request of one metric restricted to the series `keys`, answering each series' window surprise
+    S(q, T) (filter_path) instead of the percentiles, which the caller computes over every subset."""
+    request = build_surprise_request(settings, [metric], window_end)
+    body = dict(request.body)
+    agg = dict(body["aggs"]["m0"])
+    agg["filter"] = {"bool": {"filter": [agg["filter"], *_subset_filters(settings.source, keys)]}}
+    aggs = dict(agg["aggs"])
+    for name in ("series", "top"):
+        aggs[name] = {**aggs[name], "terms": _subset_terms(settings.source, keys)}
+    body["aggs"] = {"m0": {**agg, "aggs": aggs}}
+    return SurpriseRequest(body, request.metric_keys, request.window, SERIES_WINDOW_FILTER_PATH)
+
+
+def build_scan_request(
+    settings: Settings, metric: str, first_end: datetime, last_end: datetime, keys: Sequence[str]
+) -> ScanRequest:
+    """The one-scan request of one metric's series `keys` for every window ending in [first_end, last_end] (UTC):
+    the per-window request's per-series buckets (same baseline and surprise aggregations) over the whole range,
+    plus the pipeline aggregations of scan_series.json.j2 that give each bucket its window's surprise."""
+    surprise = settings.surprise
+    first = build_surprise_request(settings, [metric], first_end)
+    hours = dict(first.body["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"])
+    interval_ms = surprise.interval // timedelta(milliseconds=1)
+    start_ms = int(first.window.fetch_start.timestamp() * 1000)
+    end_ms = int(last_end.timestamp() * 1000)
+    histogram = {**hours["date_histogram"], "extended_bounds": {"min": start_ms, "max": end_ms}}
+    window_buckets = surprise.window // surprise.interval
+    added = render_json(
+        "scan_series.json.j2",
+        baseline_window=surprise.baseline_window,
+        interval_ms=interval_ms,
+        window_buckets=window_buckets if surprise.mode == "max" else 1,
+        slack=0 if surprise.mode == "max" else window_buckets - 1,
+    )
+    hours = {**hours, "date_histogram": histogram, "aggs": {**hours["aggs"], **added}}
+    query = _range_query(settings.source, metric, first.window.fetch_start, last_end, keys)
+    terms = _subset_terms(settings.source, keys)
+    body = render_json("scan_metric.json.j2", query=query, series_terms=terms, hours=hours)
+    return ScanRequest(body, first.window.fetch_start, (end_ms - start_ms) // interval_ms + 1)
+
+
+def _range_query(
+    source: SourceSettings, metric: str, start: datetime, end: datetime, keys: Sequence[str]
+) -> dict[str, Any]:
+    time_range = {"range": {source.time_field: {"gte": format_instant(start), "lt": format_instant(end)}}}
+    filters = [time_range, *_source_filters(source, [metric]), _metric_filter(source, metric)]
+    return {"bool": {"filter": [*filters, *_subset_filters(source, keys)]}}
+
+
+def _key_source(source: SourceSettings) -> dict[str, Any]:
+    return {k: v for k, v in _series_terms(source).items() if k != "size"}
+
+
+def _subset_terms(source: SourceSettings, keys: Sequence[str]) -> dict[str, Any]:
+    """The series `terms` of exactly the series `keys` (all of them, so the percentiles see every one)."""
+    return {**_series_terms(source), "size": max(1, len(keys)), "include": list(keys)}
+
+
+def _subset_filters(source: SourceSettings, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """With one series field, a `terms` query too, so that only the subset's documents are read."""
+    if not keys or len(source.series_fields) != 1:
+        return []
+    return [{"terms": {source.series_fields[0]: list(keys)}}]
+
+
+def build_series_count_request(settings: Settings, metrics: Sequence[str], window_end: datetime) -> dict[str, Any]:
+    """How many series each metric has in the window ending at `window_end` and its warm-up (cardinality: exact
+    to 40,000, within a few percent above), to size requests before sending them."""
+    source = settings.source
+    window = window_range(settings.surprise, window_end)
+    span = {"gte": format_instant(window.fetch_start), "lt": format_instant(window.end)}
+    query = {"bool": {"filter": [{"range": {source.time_field: span}}, *_source_filters(source, metrics)]}}
+    count = {"cardinality": {**_key_source(source), "precision_threshold": 40_000}}
+    aggs = {f"m{i}": {"filter": _metric_filter(source, m), "aggs": {"n": count}} for i, m in enumerate(metrics)}
+    return {"size": 0, "track_total_hits": False, "query": query, "aggs": aggs}

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from atlas.scoring import anomaly_score
+
 Severity = Literal["low", "medium", "high"]
 SEVERITIES: tuple[Severity, Severity, Severity] = ("low", "medium", "high")  # in the order of threshold.levels
 
@@ -39,6 +41,11 @@ class Anomaly:
     severity: Severity
     event_id: str
     top_series: tuple[SeriesSurprise, ...] = ()
+
+    @property
+    def score(self) -> int:
+        """0 to 100, how unlikely the value is above the typical value `mean` (docs/scores-and-grouping.md)."""
+        return anomaly_score(self.value, self.mean, self.std)
 
 
 @dataclass(frozen=True)
@@ -92,3 +99,70 @@ class TruthInterval:
     start: datetime
     end: datetime
     metric: str | None
+
+
+# ---- influencers and grouped events (atlas/influencers.py, atlas/grouping.py) ----------------------------------
+@dataclass(frozen=True)
+class Influencer:
+    """A series key (`field` "series") or one series field's value that contributed `share` (0 to 1) of an event's
+    summed window surprise of its points' top series."""
+
+    field: str
+    value: str
+    share: float
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One metric and percentile event inside a grouped event: the event, its anomalies in time order, and its
+    influencers (series first, then each series field's values, shares descending)."""
+
+    event: AnomalyEvent
+    anomalies: tuple[Anomaly, ...]
+    influencers: tuple[Influencer, ...]
+
+    @property
+    def peak(self) -> Anomaly:
+        """The most unlikely point: the highest score, then the largest value (the first such)."""
+        return max(self.anomalies, key=lambda a: (a.score, a.value))
+
+    @property
+    def score(self) -> int:
+        """The highest score of its points."""
+        return max(a.score for a in self.anomalies)
+
+
+@dataclass(frozen=True)
+class GroupedEvent:
+    """Events of several metrics at overlapping hours, under one value of a series field (`field`=`value`; value
+    "*" when no single value dominated) or, with `field` None, of all metrics.
+
+    `start` and `end` are the first and last window ends of its members (UTC, inclusive); `members` are ordered by
+    which turned first. `criticality` follows docs/scores-and-grouping.md.
+    """
+
+    group_id: str
+    field: str | None
+    value: str | None
+    start: datetime
+    end: datetime
+    criticality: Severity
+    members: tuple[GroupMember, ...]
+
+    @property
+    def label(self) -> str:
+        """`node=node_3`, or the metrics' names for a grouping across metrics."""
+        if self.field is not None:
+            return f"{self.field}={self.value}"
+        names = list(dict.fromkeys(m.event.metric for m in self.members))
+        return ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Its distinct metrics, in the order they turned."""
+        return tuple(dict.fromkeys(m.event.metric for m in self.members))
+
+    @property
+    def score(self) -> int:
+        """The highest score of its members."""
+        return max(m.score for m in self.members)

@@ -46,7 +46,12 @@ def reference_window(
             metric=str(metric),
             window_start=window_start,
             window_end=window_end,
-            percentiles={float(p): _exact_percentile(sorted(scores.values()), p) for p in settings.percentiles},
+            percentiles={
+                float(p): _exact_percentile(sorted(scores.values()), p)
+                if settings.reports_percentile(p, len(scores))
+                else None
+                for p in settings.percentiles
+            },
             series_count=len(scores),
             top_series=tuple(SeriesSurprise(name, value) for name, value in ranked),
         )
@@ -73,13 +78,22 @@ def _window_surprise(
         if start < score_from or not previous:
             continue
         mean = _plain_sum(previous) / len(previous)
-        surprise = abs(x - mean)
+        baseline = mean if settings.baseline == "mean" else _median(previous)
+        surprise = abs(x - baseline)
         if settings.normalization == "zscore":
             std = math.sqrt(_plain_sum([(v - mean) ** 2 for v in previous]) / len(previous))
             surprise = surprise / std if std > 0 else math.nan
+        elif settings.normalization == "relative":
+            surprise = surprise / abs(baseline) if baseline != 0 else math.nan
         if math.isfinite(surprise) and (best is None or surprise > best):
             best = surprise
     return best
+
+
+def _median(values: list[float]) -> float:
+    """The middle value, or the mean of the two middle values (their sum halved, as the painless script does)."""
+    ordered, n = sorted(values), len(values)
+    return ordered[n // 2] if n % 2 == 1 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2.0
 
 
 def _plain_sum(values: list[float]) -> float:

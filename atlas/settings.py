@@ -69,22 +69,54 @@ class SourceSettings:
 @dataclass(frozen=True)
 class SurpriseSettings:
     interval: timedelta = setting(timedelta(hours=1), "bucket size of each series (date_histogram fixed_interval)")
-    baseline_window: int = setting(24, "buckets in the trailing baseline mean (current bucket excluded)")
+    baseline_window: int = setting(24, "buckets in the trailing baseline (current bucket excluded)")
+    baseline: Literal["median", "mean"] = setting(
+        "median", "baseline of each bucket: median (a disruption shorter than half the window leaves no trace) or mean"
+    )
     season: timedelta | None = setting(None, "seasonal baseline (not implemented yet: must stay null)")
     window: timedelta = setting(timedelta(hours=24), "length of the window whose surprise is scored")
     step: timedelta = setting(timedelta(hours=1), "how far consecutive windows slide; window ends align to it")
-    mode: Literal["max", "last"] = setting("max", "window surprise: max over the window, or its last bucket")
-    normalization: Literal["none", "zscore"] = setting("none", "zscore divides surprise by the baseline std")
-    percentiles: tuple[float, ...] = setting([90.0], "percentiles of window surprise across a metric's series")
+    mode: Literal["max", "last"] = setting("last", "window surprise: its last bucket, or max over the window")
+    normalization: Literal["relative", "none", "zscore"] = setting(
+        "relative", "relative divides surprise by abs(baseline); zscore by the baseline std; none keeps the units"
+    )
+    percentiles: tuple[float, ...] = setting([90.0, 99.0], "percentiles of window surprise across a metric's series")
+    min_tail_series: int = setting(
+        5, "report percentile p only when n * (1 - p/100) >= this of the n series (the lowest always); 0 = always"
+    )
     top_series: int = setting(5, "most surprising series named with each result")
+
+    def reports_percentile(self, percentile: float, series: int) -> bool:
+        """Whether P(m, T, p) is reported for a window scored over `series` series: the lowest configured percentile
+        always is; a higher one only when at least `min_tail_series` series lie above it, because the order
+        statistic of a thinner tail is the noise of one or two series, not a change across the metric."""
+        return percentile <= min(self.percentiles) or series * (1 - percentile / 100) >= self.min_tail_series
 
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    window: int = setting(6, "previous points in the moving mean and standard deviation")
-    sigmas: float = setting(3.0, "a point is anomalous above mean + sigmas * std")
-    levels: tuple[float, ...] = setting([3.0, 4.0, 5.0], "sigmas for severity low, medium, high")
+    window: int = setting(24, "previous points in the moving mean and standard deviation")
+    lookback: int = setting(
+        72, "previous points searched for `window` unflagged ones (flagged points are left out); = window: plain"
+    )
+    sigmas: float = setting(6.0, "a point is anomalous above mean + sigmas * std")
+    levels: tuple[float, ...] = setting([6.0, 8.0, 10.0], "sigmas for severity low, medium, high")
     min_duration: timedelta = setting(timedelta(hours=1), "shortest anomaly event reported")
+
+
+@dataclass(frozen=True)
+class GroupingSettings:
+    """How alerts, the report and `atlas evaluate` group events and rate them (docs/scores-and-grouping.md)."""
+
+    field: str | None = setting(
+        None, "series field whose values group events (e.g. node); null: group all metrics at overlapping hours"
+    )
+    min_share: float = setting(0.25, "share of an event's influence a field value needs for the event to join it")
+    score_levels: tuple[float, ...] = setting([50.0, 75.0], "peak scores that each raise criticality one step")
+    metric_levels: tuple[int, ...] = setting([2, 3], "metric counts that each raise criticality one step")
+    min_durations: tuple[timedelta, ...] = setting(
+        [timedelta(hours=1)] * 3, "shortest grouped event reported, for criticality low, medium, high"
+    )
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,7 @@ class Settings:
     source: SourceSettings = field(default_factory=SourceSettings)
     surprise: SurpriseSettings = field(default_factory=SurpriseSettings)
     threshold: ThresholdSettings = field(default_factory=ThresholdSettings)
+    grouping: GroupingSettings = field(default_factory=GroupingSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     kibana: KibanaSettings = field(default_factory=KibanaSettings)
@@ -325,11 +358,14 @@ def _validate(s: Settings) -> None:
     for i, p in enumerate(sp.percentiles):
         _require(0 < p <= 100, f"surprise.percentiles[{i}]: {p} is not in (0, 100]")
     _require(1 <= sp.top_series <= 1000, "surprise.top_series: must be between 1 and 1000")
+    _require(0 <= sp.min_tail_series <= 1_000_000, "surprise.min_tail_series: must be between 0 and 1000000")
     th = s.threshold
     _require(2 <= th.window <= 1000, "threshold.window: must be between 2 and 1000")
+    _require(th.window <= th.lookback <= 10_000, "threshold.lookback: must be between threshold.window and 10000")
     _require(th.sigmas > 0, "threshold.sigmas: must be > 0")
     _require(len(th.levels) == 3 and list(th.levels) == sorted(th.levels), "threshold.levels: give 3 ascending sigmas")
     _require(th.min_duration >= sp.step, "threshold.min_duration: must be at least surprise.step")
+    _validate_grouping(s)
     _require(
         bool(_JOB.fullmatch(s.results.job)),
         "results.job: 1 to 100 of a-z, 0-9, _ . - (it names documents and the watch), starting with a letter or digit",
@@ -344,6 +380,27 @@ def _validate(s: Settings) -> None:
     )
     _require(1 <= s.alerts.smtp_port <= 65535, "alerts.smtp_port: must be a port number (1 to 65535)")
     _check_url(s.kibana.url, "kibana.url")
+
+
+def _validate_grouping(s: Settings) -> None:
+    g = s.grouping
+    _require(
+        g.field is None or g.field in s.source.series_fields,
+        f"grouping.field: {g.field!r} is not one of source.series_fields ({', '.join(s.source.series_fields)})",
+    )
+    _require(0 < g.min_share <= 1, "grouping.min_share: must be in (0, 1]")
+    _require(
+        len(g.score_levels) == 2 and 0 < g.score_levels[0] <= g.score_levels[1] <= 100,
+        "grouping.score_levels: give 2 ascending scores between 0 and 100",
+    )
+    _require(
+        len(g.metric_levels) == 2 and 1 <= g.metric_levels[0] <= g.metric_levels[1],
+        "grouping.metric_levels: give 2 ascending metric counts, at least 1",
+    )
+    _require(
+        len(g.min_durations) == 3 and all(d >= timedelta(0) for d in g.min_durations),
+        "grouping.min_durations: give 3 durations (low, medium, high), none negative",
+    )
 
 
 def _check_url(url: str, where: str) -> None:

@@ -6,13 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from atlas import es_client
-from atlas.clock import format_instant
+from atlas import es_client, scan
 from atlas.errors import DataError, EsQueryRejected
 from atlas.es_client import EsClient
 from atlas.queries import MAX_SERIES, SurpriseRequest, build_source_summary, build_surprise_request, source_query
 from atlas.records import SeriesSurprise, WindowSurprise
-from atlas.settings import Settings
+from atlas.settings import Settings, SurpriseSettings
 
 
 def resolve_metrics(client: EsClient, settings: Settings) -> list[str]:
@@ -53,23 +52,36 @@ def compute_window_surprise(
 ) -> list[WindowSurprise]:
     """The surprise of every metric for the window ending at `window_end` (UTC); metrics without a scored series
     are left out."""
+    oversized = scan.oversized_metrics(client, settings, metrics, window_end)
+    if oversized:
+        whole = [m for m in metrics if m not in oversized]
+        found = compute_window_surprise(client, settings, whole, window_end) if whole else []
+        parts = _partitioned(client, settings, [m for m in metrics if m in oversized], window_end)
+        return sorted([*found, *parts], key=lambda r: list(metrics).index(r.metric))
     request = build_surprise_request(settings, metrics, window_end)
     try:
         response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     except EsQueryRejected as exc:
-        if "too many buckets" in str(exc).lower().replace("_", " "):
-            raise EsQueryRejected(
-                f"the window ending {format_instant(window_end)} needs more buckets than the cluster's"
-                f" search.max_buckets allows ({len(metrics)} metrics x their series"
-                f" x {_buckets_per_series(settings)} buckets x 2):"
-                " watch fewer metrics per job, or raise search.max_buckets"
-            ) from exc
-        raise
-    return read_window_surprise(response, request, settings.surprise.percentiles)
+        if "too many buckets" not in str(exc).lower().replace("_", " "):
+            raise
+        return _partitioned(client, settings, metrics, window_end)
+    aggs = response.get("aggregations", {})
+    if any(aggs.get(key, {}).get("series", {}).get("sum_other_doc_count", 0) for key in request.metric_keys.values()):
+        return _partitioned(client, settings, metrics, window_end)
+    return read_window_surprise(response, request, settings.surprise)
+
+
+def _partitioned(
+    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
+) -> list[WindowSurprise]:
+    """Metrics whose series need more buckets than one request may hold (search.max_buckets) or more series than
+    MAX_SERIES: each metric's series in parts, the percentiles across them computed by atlas/scan.py."""
+    found = (scan.compute_partitioned_window(client, settings, metric, window_end) for metric in metrics)
+    return [r for r in found if r is not None]
 
 
 def read_window_surprise(
-    response: Mapping[str, Any], request: SurpriseRequest, percentiles: Sequence[float]
+    response: Mapping[str, Any], request: SurpriseRequest, surprise: SurpriseSettings
 ) -> list[WindowSurprise]:
     """The WindowSurprise of each metric in a (filter_path-trimmed) surprise response, in the request's order."""
     aggs = response.get("aggregations", {})
@@ -92,7 +104,10 @@ def read_window_surprise(
                 metric=metric,
                 window_start=request.window.start,
                 window_end=request.window.end,
-                percentiles={float(p): _as_float(values.get(float(p))) for p in percentiles},
+                percentiles={
+                    float(p): _as_float(values.get(float(p))) if surprise.reports_percentile(p, count) else None
+                    for p in surprise.percentiles
+                },
                 series_count=count,
                 top_series=top,
             )
@@ -102,8 +117,3 @@ def read_window_surprise(
 
 def _as_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _buckets_per_series(settings: Settings) -> int:
-    s = settings.surprise
-    return s.window // s.interval + s.baseline_window

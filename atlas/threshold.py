@@ -40,11 +40,14 @@ def format_event_id(metric: str, percentile: float, start: datetime) -> str:
 def threshold_points(values: pd.Series[float], settings: ThresholdSettings) -> list[ThresholdPoint]:
     """Every point of `values` (indexed by regularly spaced tz-aware UTC window ends; NaN = missing), scored.
 
-    The threshold window of point k is the `settings.window` points before it by position, the point itself
-    excluded. If the window reaches before the series' start or holds a missing point, the point has no full
-    window and is never anomalous; charts show it without mean, std or threshold. Mean and population std are
-    summed left to right exactly as `MovingFunctions.unweightedAvg` / `stdDev` do, so the Elasticsearch side
-    (`moving_fn`, the watch) gets the same floats and flags the same points.
+    The threshold history of point k is taken from the `settings.lookback` points before it by position (the point
+    itself excluded, missing points skipped): the last `settings.window` of them that are not anomalous themselves,
+    deciding each in time order by the same rule, within those points only; where fewer than `window` are not
+    anomalous (a new normal), the last `window` present points. With lookback == window this is the plain rule:
+    the previous `window` points, all present. Without `window` present points the point has no threshold and is
+    never anomalous; charts show it without mean, std or threshold. Mean and population std are summed left to
+    right exactly as `MovingFunctions.unweightedAvg` / `stdDev` do, so the Elasticsearch side (the watch's
+    `moving_fn` script) gets the same floats and flags the same points.
     """
     return _score_series(values, settings, step=None)
 
@@ -109,7 +112,8 @@ def _score_series(
     ends = _window_ends(values, step)
     numbers = [float(v) for v in values.to_numpy(dtype=float)]
     return [
-        _score_point(end, numbers[k], numbers[max(0, k - settings.window) : k], settings) for k, end in enumerate(ends)
+        _score_point(end, numbers[k], _history_stats(numbers[max(0, k - settings.lookback) : k], settings), settings)
+        for k, end in enumerate(ends)
     ]
 
 
@@ -125,11 +129,32 @@ def _window_ends(values: pd.Series[float], step: timedelta | None) -> list[datet
     return ends
 
 
-def _score_point(end: datetime, value: float, history: list[float], settings: ThresholdSettings) -> ThresholdPoint:
+def _history_stats(previous: list[float], settings: ThresholdSettings) -> tuple[float, float] | None:
+    """Mean and std of the threshold history of the point after `previous` (oldest first, NaN = missing), or None."""
+    if settings.lookback == settings.window and not all(math.isfinite(v) for v in previous):
+        return None  # the plain rule needs every one of its points
+    present = [v for v in previous if math.isfinite(v)]
+    w, unflagged = settings.window, list[float]()
+    for j, v in enumerate(present):
+        stats = _stats_before(present, unflagged, j, w)
+        if stats is None or not v > stats[0] + settings.sigmas * stats[1]:
+            unflagged.append(v)
+    return _stats_before(present, unflagged, len(present), w)
+
+
+def _stats_before(present: list[float], unflagged: list[float], j: int, w: int) -> tuple[float, float] | None:
+    if len(unflagged) >= w:
+        return _mean_and_std(unflagged[-w:])
+    return _mean_and_std(present[j - w : j]) if j >= w else None
+
+
+def _score_point(
+    end: datetime, value: float, stats: tuple[float, float] | None, settings: ThresholdSettings
+) -> ThresholdPoint:
     present = value if math.isfinite(value) else None
-    if len(history) < settings.window or not all(math.isfinite(v) for v in history):
+    if stats is None:
         return ThresholdPoint(end, present, None, None, None, False, None, None)
-    mean, std = _mean_and_std(history)
+    mean, std = stats
     threshold = mean + settings.sigmas * std
     is_anomalous = present is not None and present > threshold  # strictly: Timelion's "show if greater"
     # A flat history (std 0) makes any rise anomalous; its distance in sigmas is infinite, stored as None.

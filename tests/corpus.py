@@ -94,6 +94,26 @@ def csv_inputs() -> Iterator[BadInput]:
         yield _csv(f"--index {index!r}", _row(), "--index", index)
 
 
+def collectd_inputs() -> Iterator[BadInput]:
+    """Files as collectd's csv plugin names them (`<type>-YYYY-MM-DD`; the folders above name host and plugin)."""
+    name = "load-2024-05-01"
+    bodies = {
+        "empty file": b"",
+        "truncated header": b"epoch,short",
+        "truncated line": b"epoch,value\n1714557600.000,1.000000\n17145576",
+        "no header": b"1714557600.000,1.000000\n",
+        "fields missing": b"epoch,rx,tx\n1714557600.000,1.0\n",
+        "value not a number": b"epoch,value\n1714557600.000,one\n",
+        "time not epoch": b"epoch,value\n2024-05-01T10:00:00Z,1.0\n",
+        "NUL bytes": b"epoch,value\n" + b"\x00" * 64 + b"\n",
+        "not ASCII": b"epoch,value\n1714557600.000,\xff\n",
+    }
+    for case, body in bodies.items():
+        yield BadInput("collectd", case, ("ingest", "collectd", name), {name: body})
+    yield BadInput("collectd", "a folder without collectd files", ("ingest", "collectd", "."), {"notes.txt": b"x\n"})
+    yield BadInput("collectd", "missing file", ("ingest", "collectd", "nowhere-2024-05-01"))
+
+
 def config_inputs() -> Iterator[BadInput]:
     files = {
         "not a mapping": "- a\n",
@@ -252,4 +272,4 @@ def option_inputs() -> Iterator[BadInput]:
 
 
 def all_inputs() -> list[BadInput]:
-    return [*csv_inputs(), *config_inputs(), *env_inputs(), *option_inputs()]
+    return [*csv_inputs(), *collectd_inputs(), *config_inputs(), *env_inputs(), *option_inputs()]

@@ -97,13 +97,26 @@ def name_file(path: Path) -> tuple[str, str]:
     parts = Path(os.path.abspath(path)).parts
     if len(parts) < 4 or not path.name.endswith(".rrd") or path.name == ".rrd":
         raise DataError(f"{display_path(path)}: not named <host>/<plugin>[-<instance>]/<type>[-<instance>].rrd")
-    host, plugin_dir, type_file = parts[-3], parts[-2], parts[-1][: -len(".rrd")]
-    plugin, _, plugin_instance = plugin_dir.partition("-")
-    kind, _, type_instance = type_file.partition("-")
-    if not (host and plugin and kind):
+    names = name_collectd(parts[-3], parts[-2], parts[-1][: -len(".rrd")])
+    if names is None:
         raise DataError(f"{display_path(path)}: host, plugin or type name is empty in the path")
+    return names
+
+
+def name_collectd(host: str, plugin_dir: str, type_name: str) -> tuple[str, str] | None:
+    """(metric prefix, series) for collectd's `<host>/<plugin>[-<plugin_instance>]/<type>[-<type_instance>]`, the
+    names `ingest rrd` and `ingest collectd` share; None when the host, plugin or type is empty."""
+    plugin, _, plugin_instance = plugin_dir.partition("-")
+    kind, _, type_instance = type_name.partition("-")
+    if not (host and plugin and kind):
+        return None
     metric = ".".join(p for p in (plugin, kind, type_instance) if p)
     return metric, f"{host}/{plugin_instance}" if plugin_instance else host
+
+
+def name_data_source(prefix: str, data_sources: Sequence[str], ds: str) -> str:
+    """The metric of data source `ds`: `prefix`, then `.<ds>` when the type has several (`load.load.shortterm`)."""
+    return f"{prefix}.{ds}" if len(data_sources) > 1 else prefix
 
 
 def _check_file(path: Path) -> RrdFile:
@@ -190,12 +203,8 @@ def _archive_samples(checked: RrdFile, archive: Archive) -> Iterator[MetricSampl
 
 
 def _metric_name(checked: RrdFile, ds: str, cf: str) -> str:
-    parts = [checked.metric_prefix]
-    if len(checked.data_sources) > 1:
-        parts.append(ds)
-    if cf != "AVERAGE":
-        parts.append(cf.lower())
-    return ".".join(parts)
+    metric = name_data_source(checked.metric_prefix, checked.data_sources, ds)
+    return metric if cf == "AVERAGE" else f"{metric}.{cf.lower()}"
 
 
 def _parse_value(path: Path, text: str) -> float:

@@ -1,5 +1,5 @@
-"""Built-in alerts: one Slack and one email message per metric with new anomaly events; a failing channel never
-stops the other."""
+"""Built-in alerts: one Slack and one email message per grouped event with new anomaly events; a failing channel
+never stops the other."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import json
 import smtplib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from atlas.clock import format_instant
-from atlas.records import Anomaly, AnomalyEvent, event_peaks
+from atlas.clock import format_duration, format_instant
+from atlas.influencers import format_influencers
+from atlas.records import Anomaly, AnomalyEvent, GroupedEvent
+from atlas.scoring import format_number
 from atlas.settings import AlertSettings
 
 _TIMEOUT_S = 10.0
@@ -22,9 +24,10 @@ _TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class Notification:
-    """One message: the new events of one metric, with the numbers of each event's peak point."""
+    """One message: one grouped event (`group` is its id), with the ids of the metric events it carries that had
+    not been sent."""
 
-    metric: str
+    group: str
     event_ids: tuple[str, ...]
     subject: str
     text: str
@@ -35,7 +38,7 @@ class Delivery:
     """What happened to one notification on one channel; `reason` never holds a URL or a password."""
 
     channel: str
-    metric: str
+    group: str
     sent: bool
     reason: str = ""
 
@@ -53,33 +56,44 @@ def select_unsent(
     return [e for e in recent if e.event_id not in sent or now - sent[e.event_id] >= realert]
 
 
-def build_notifications(events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly], job: str) -> list[Notification]:
-    """One notification per metric, listing its events in time order with each event's peak point."""
-    peaks = event_peaks(anomalies)
-    by_metric: dict[str, list[AnomalyEvent]] = {}
-    for e in sorted(events, key=lambda e: (e.metric, e.start, e.percentile)):
-        by_metric.setdefault(e.metric, []).append(e)
+def point_phrase(anomaly: Anomaly) -> str:
+    """`p99 surprise 41.2, typical 6.3, threshold 12.9, score 87 at 2024-01-07T02:00:00Z`: one point's numbers,
+    spelled exactly as the watch's text (watches/alert_text.txt.j2) spells them."""
+    return (
+        f"p{anomaly.percentile:g} surprise {format_number(anomaly.value)}, typical {format_number(anomaly.mean)},"
+        f" threshold {format_number(anomaly.threshold)}, score {anomaly.score} at {format_instant(anomaly.window_end)}"
+    )
+
+
+def build_notifications(
+    groups: Sequence[GroupedEvent], job: str, fresh: Collection[str] | None = None
+) -> list[Notification]:
+    """One notification per grouped event holding a fresh event (any event when `fresh` is None), in time order:
+    its metrics in the order they turned, each with its peak point's numbers and its influencers."""
     notes = []
-    for metric, group in by_metric.items():
-        worst = max((e.severity for e in group), key=("low", "medium", "high").index)
-        lines = [f"atlas job {job}: metric {metric} is disrupted ({worst})"]
-        for e in group:
+    for group in groups:
+        new = [m.event.event_id for m in group.members if fresh is None or m.event.event_id in fresh]
+        if not new:
+            continue
+        metrics = len(group.metrics)
+        what = f"{metrics} metric{'s' if metrics != 1 else ''}"
+        lines = [
+            f"atlas job {job}: {group.label} disrupted from {format_instant(group.start)} to"
+            f" {format_instant(group.end)}; criticality {group.criticality}, {what}, in the order they turned:"
+        ]
+        first = group.members[0].anomalies[0].window_end
+        for k, member in enumerate(group.members):
+            e, began = member.event, member.anomalies[0].window_end
+            order = "first" if k == 0 else f"+{format_duration(began - first)}"
             lines.append(
-                f"- p{e.percentile:g} from {format_instant(e.start)} to {format_instant(e.end)}"
+                f"- {e.metric} p{e.percentile:g} ({order}) from {format_instant(e.start)} to {format_instant(e.end)}"
                 f" ({e.points} point{'s' if e.points != 1 else ''}), severity {e.severity}"
             )
-            peak = peaks.get(e.event_id)
-            if peak is not None:
-                sigmas = "inf" if peak.sigmas_above_mean is None else f"{peak.sigmas_above_mean:.1f}"
-                lines.append(
-                    f"  peak {peak.value:.4g} at {format_instant(peak.window_end)}: threshold {peak.threshold:.4g},"
-                    f" mean {peak.mean:.4g}, {sigmas} sigmas above the mean"
-                )
-                if peak.top_series:
-                    tops = ", ".join(f"{s.series} ({s.surprise:.4g})" for s in peak.top_series)
-                    lines.append(f"  most surprising series: {tops}")
-        subject = f"[atlas] {metric}: {len(group)} anomaly event{'s' if len(group) != 1 else ''} ({worst})"
-        notes.append(Notification(metric, tuple(e.event_id for e in group), subject, "\n".join(lines) + "\n"))
+            lines.append(f"  peak {point_phrase(member.peak)}")
+            if member.influencers:
+                lines.append(f"  influencers: {format_influencers(member.influencers)}")
+        subject = f"[atlas] {group.label}: {what} disrupted ({group.criticality})"
+        notes.append(Notification(group.group_id, tuple(new), subject, "\n".join(lines) + "\n"))
     return notes
 
 
@@ -98,8 +112,8 @@ def _deliver(channel: str, note: Notification, send: Callable[[Notification], No
     try:
         send(note)
     except _DeliveryFailed as exc:
-        return Delivery(channel, note.metric, False, str(exc))
-    return Delivery(channel, note.metric, True)
+        return Delivery(channel, note.group, False, str(exc))
+    return Delivery(channel, note.group, True)
 
 
 class _DeliveryFailed(Exception):

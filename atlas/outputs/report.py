@@ -1,4 +1,5 @@
-"""A self-contained HTML report (inline SVG, no scripts) of surprise, threshold and anomalies, and its PNG."""
+"""A self-contained HTML report (inline SVG, no scripts) of surprise, threshold band, strips, grouped events and
+anomalies, and its PNG."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from atlas.clock import format_instant
+from atlas.clock import format_duration, format_instant
 from atlas.errors import OutputError, ToolMissing
-from atlas.records import Anomaly, AnomalyEvent, TruthInterval, event_peaks
+from atlas.influencers import format_influencers
+from atlas.records import SEVERITIES, Anomaly, AnomalyEvent, GroupedEvent, GroupMember, TruthInterval
+from atlas.scoring import format_number
 from atlas.threshold import ThresholdPoint
 
+from . import strips
+
 SEVERITY_COLOURS = {"low": "#f2c14e", "medium": "#f08a24", "high": "#d62828"}
+MAX_DETAILS = 10  # grouped events drawn with their own strips (the most critical, then the earliest)
 _W, _H, _PAD = 1200, 220, 48
+_PAGE_W = _W + 2 * _PAD
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class ReportChart:
 
 @dataclass(frozen=True)
 class ReportData:
-    """Everything the report shows; times are UTC."""
+    """Everything the report shows; times are UTC, `step` is the spacing of window ends."""
 
     job: str
     generated_at: datetime
@@ -40,26 +47,53 @@ class ReportData:
     events: tuple[AnomalyEvent, ...]
     anomalies: tuple[Anomaly, ...]
     truth: tuple[TruthInterval, ...] = ()
+    groups: tuple[GroupedEvent, ...] = ()
+    step: timedelta = timedelta(hours=1)
 
 
 def render_report(data: ReportData) -> str:
     """The report as one HTML document; the same data always gives the same text."""
-    ends = [p.window_end for c in data.charts for p in c.points]
-    span = f"{format_instant(min(ends))} to {format_instant(max(ends))}" if ends else "no windows"
+    ends = sorted({p.window_end for c in data.charts for p in c.points})
+    span = f"{format_instant(ends[0])} to {format_instant(ends[-1])}" if ends else "no windows"
+    counts = ", ".join(f"{sum(g.criticality == c for g in data.groups)} {c}" for c in reversed(SEVERITIES))
+    present = {(c.metric, c.percentile): {p.window_end for p in c.points if p.value is not None} for c in data.charts}
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>atlas report: {_e(data.job)}</title><style>{_CSS}</style></head><body>",
         f"<h1>atlas report: job {_e(data.job)}</h1>",
-        f"<p>{_e(span)} &middot; {len(data.events)} anomaly events &middot; {len(data.anomalies)} anomalous points"
-        f" &middot; generated {_e(format_instant(data.generated_at))}</p>",
+        f"<p>{_e(span)} &middot; {len(data.groups)} grouped events ({counts}) &middot; {len(data.events)} metric"
+        f" events &middot; {len(data.anomalies)} anomalous points &middot; generated"
+        f" {_e(format_instant(data.generated_at))}</p>",
         _legend(bool(data.truth)),
+        "<h2>Which metric turned first</h2>",
+        strips.render_strips(ends, strips.overview_rows(ends, present, data.anomalies), _PAGE_W, False),
     ]
+    detailed = sorted(data.groups, key=lambda g: (-SEVERITIES.index(g.criticality), g.start, g.label))[:MAX_DETAILS]
+    if detailed:
+        more = len(data.groups) - len(detailed)
+        parts.append(
+            "<h2>Grouped events, most critical first</h2>"
+            + (f"<p class='note'>{more} more in the table below.</p>" if more else "")
+        )
+    for group in detailed:
+        parts.append(_group_detail(group, present, data.step))
     for chart in data.charts:
         parts.append(f"<h2>{_e(chart.metric)} p{chart.percentile:g}</h2>")
-        parts.append(_svg(chart, [t for t in data.truth if t.metric in (None, chart.metric)]))
-    parts.append(_events_table(data.events, data.anomalies))
+        parts.append(_svg(chart, [t for t in data.truth if t.metric in (None, chart.metric)], data.anomalies))
+    parts.append(_groups_table(data.groups))
+    parts.append(_events_table(data.events, data.groups))
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def page_height(data: ReportData) -> int:
+    """The pixel height the report needs at its fixed width (an estimate, a little generous)."""
+    metrics = len({c.metric for c in data.charts})
+    row = strips.ROW_HEIGHT + strips.ROW_GAP
+    detailed = sorted(data.groups, key=lambda g: (-SEVERITIES.index(g.criticality), g.start))[:MAX_DETAILS]
+    details = sum(130 + len(g.members) * (row + 48) for g in detailed)
+    tables = 120 + 40 * len(data.groups) + 30 * len(data.events) + sum(22 * len(g.members) for g in data.groups)
+    return 200 + metrics * row + 60 + details + 290 * len(data.charts) + tables
 
 
 def write_report(data: ReportData, out: Path, png: Path | None = None) -> None:
@@ -72,7 +106,7 @@ def write_report(data: ReportData, out: Path, png: Path | None = None) -> None:
     os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     if png is not None:
-        screenshot(out, png, height=160 + 300 * len(data.charts) + 30 * len(data.events))
+        screenshot(out, png, height=page_height(data))
 
 
 def screenshot(page: Path, png: Path, height: int) -> None:
@@ -87,7 +121,7 @@ def screenshot(page: Path, png: Path, height: int) -> None:
         "--no-sandbox",
         "--hide-scrollbars",
         f"--screenshot={png.resolve()}",
-        f"--window-size={_W + 2 * _PAD},{min(height, 16000)}",
+        f"--window-size={_PAGE_W + 48},{min(height, 16000)}",
         page.resolve().as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
@@ -95,7 +129,34 @@ def screenshot(page: Path, png: Path, height: int) -> None:
         raise OutputError(f"chromium could not render {page} (exit code {proc.returncode})")
 
 
-def _svg(chart: ReportChart, truth: Sequence[TruthInterval]) -> str:
+def _group_detail(group: GroupedEvent, present: strips.Present, step: timedelta) -> str:
+    ends, rows = strips.group_strip_rows(group, present, step)
+    hours = format_duration(group.end - group.start + step)
+    head = (
+        f"<h3><span class='crit {group.criticality}'>{group.criticality}</span> {_e(group.label)} &middot;"
+        f" {len(group.metrics)} metric{'s' if len(group.metrics) != 1 else ''} &middot;"
+        f" {format_instant(group.start)} to {format_instant(group.end)} ({hours}) &middot; score {group.score}</h3>"
+    )
+    cells = "".join(
+        f"<tr><td>{_e(m.event.metric)} p{m.event.percentile:g}</td><td>{_e(row.note)}</td>"
+        f"<td class='{m.event.severity}'>{m.event.severity}</td>{_peak_cells(m)}"
+        f"<td>{_e(format_influencers(m.influencers))}</td></tr>"
+        for m, row in zip(group.members, rows, strict=True)
+    )
+    table = (
+        "<table><tr><th>metric</th><th>turned</th><th>severity</th><th>score</th><th>actual</th><th>typical</th>"
+        f"<th>threshold</th><th>influencers</th></tr>{cells}</table>"
+    )
+    return f"<div class='group'>{head}{strips.render_strips(ends, rows, _PAGE_W, True)}{table}</div>"
+
+
+def _peak_cells(member: GroupMember) -> str:
+    peak = member.peak
+    numbers = (peak.value, peak.mean, peak.threshold)
+    return f"<td>{peak.score}</td>" + "".join(f"<td>{format_number(v)}</td>" for v in numbers)
+
+
+def _svg(chart: ReportChart, truth: Sequence[TruthInterval], anomalies: Sequence[Anomaly]) -> str:
     points = chart.points
     if not points:
         return "<p>no windows</p>"
@@ -108,7 +169,7 @@ def _svg(chart: ReportChart, truth: Sequence[TruthInterval]) -> str:
     def y(v: float) -> float:
         return _H - v / top * (_H - 10)
 
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{_W + 2 * _PAD}' height='{_H + 30}'>"]
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{_PAGE_W}' height='{_H + 30}'>"]
     for interval in truth:
         x0, x1 = max(x(interval.start), _PAD), min(x(interval.end), _PAD + _W)
         if x1 > x0:
@@ -118,6 +179,8 @@ def _svg(chart: ReportChart, truth: Sequence[TruthInterval]) -> str:
         upper = " ".join(f"{x(p.window_end):.1f},{y(hi):.1f}" for p, _, hi in band)
         lower = " ".join(f"{x(p.window_end):.1f},{y(lo):.1f}" for p, lo, _ in reversed(band))
         out.append(f"<polygon class='band' points='{upper} {lower}'/>")
+        out.append(f"<polyline class='typical' points='{' '.join(reversed(lower.split()))}'/>")
+        out.append(f"<polyline class='threshold' points='{upper}'/>")
     bar = max(_W / max(len(points), 1) * 0.8, 1.0)
     for p in points:
         if p.is_anomalous and p.value is not None and p.severity is not None:
@@ -128,6 +191,11 @@ def _svg(chart: ReportChart, truth: Sequence[TruthInterval]) -> str:
             )
     line = " ".join(f"{x(p.window_end):.1f},{y(p.value):.1f}" for p in points if p.value is not None)
     out.append(f"<polyline class='value' points='{line}'/>")
+    for peak in _event_peaks(chart, anomalies):
+        out.append(
+            f"<text class='score' x='{x(peak.window_end):.1f}' y='{max(y(peak.value) - 4, 10):.1f}'"
+            f" text-anchor='middle'>{peak.score}<title>{_e(_point_text(peak))}</title></text>"
+        )
     out.append(f"<line class='axis' x1='{_PAD}' y1='{_H}' x2='{_PAD + _W}' y2='{_H}'/>")
     for k in range(5):
         t = datetime.fromtimestamp(t0 + (t1 - t0) * k / 4, tz=points[0].window_end.tzinfo)
@@ -137,27 +205,69 @@ def _svg(chart: ReportChart, truth: Sequence[TruthInterval]) -> str:
     return "".join(out)
 
 
+def _event_peaks(chart: ReportChart, anomalies: Sequence[Anomaly]) -> list[Anomaly]:
+    """The chart's events' most unlikely points (highest score, then value), labelled with their score."""
+    peaks: dict[str, Anomaly] = {}
+    for a in anomalies:
+        if a.metric == chart.metric and a.percentile == chart.percentile:
+            best = peaks.get(a.event_id)
+            if best is None or (a.score, a.value) > (best.score, best.value):
+                peaks[a.event_id] = a
+    return sorted(peaks.values(), key=lambda a: a.window_end)
+
+
+def _point_text(a: Anomaly) -> str:
+    return (
+        f"{format_instant(a.window_end)}: actual {format_number(a.value)}, typical {format_number(a.mean)},"
+        f" threshold {format_number(a.threshold)}, score {a.score}"
+    )
+
+
 def _legend(with_truth: bool) -> str:
-    items = [f"<span style='background:{c}'>{name}</span>" for name, c in SEVERITY_COLOURS.items()]
-    items.append("<span class='key-band'>mean .. threshold</span>")
+    items = [f"<span style='background:{strips.STRIP_COLOURS['normal']}'>normal</span>"]
+    items += [f"<span style='background:{c}'>{name}</span>" for name, c in SEVERITY_COLOURS.items()]
+    items.append(f"<span style='background:{strips.STRIP_COLOURS['missing']}'>no data</span>")
+    items.append("<span class='key-band'>band: typical .. threshold</span><span class='key-score'>87</span> score")
     if with_truth:
         items.append("<span class='key-truth'>known disruption</span>")
     return "<p class='legend'>" + " ".join(items) + "</p>"
 
 
-def _events_table(events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly]) -> str:
-    peaks = event_peaks(anomalies)
+def _groups_table(groups: Sequence[GroupedEvent]) -> str:
     rows = [
-        "<h2>Events</h2><table><tr><th>metric</th><th>percentile</th><th>start</th><th>end</th><th>points</th>"
-        "<th>peak</th><th>severity</th><th>top series at the peak</th></tr>"
+        "<h2>Grouped events</h2><table><tr><th>group</th><th>criticality</th><th>start</th><th>end</th>"
+        "<th>score</th><th>metrics, in the order they turned</th></tr>"
+    ]
+    for g in groups:
+        first = g.members[0].anomalies[0].window_end
+        turned = ", ".join(
+            f"{m.event.metric} p{m.event.percentile:g} ({m.score}"
+            + (f", +{format_duration(m.anomalies[0].window_end - first)})" if k else ")")
+            for k, m in enumerate(g.members)
+        )
+        rows.append(
+            f"<tr><td>{_e(g.label)}</td><td class='{g.criticality}'>{g.criticality}</td>"
+            f"<td>{format_instant(g.start)}</td><td>{format_instant(g.end)}</td><td>{g.score}</td>"
+            f"<td>{_e(turned)}</td></tr>"
+        )
+    return "".join(rows) + "</table>"
+
+
+def _events_table(events: Sequence[AnomalyEvent], groups: Sequence[GroupedEvent]) -> str:
+    members = {m.event.event_id: m for g in groups for m in g.members}
+    rows = [
+        "<h2>Metric events</h2><table><tr><th>metric</th><th>percentile</th><th>start</th><th>end</th>"
+        "<th>points</th><th>severity</th><th>score</th><th>actual</th><th>typical</th><th>threshold</th>"
+        "<th>influencers</th></tr>"
     ]
     for e in events:
-        peak = peaks.get(e.event_id)
-        tops = ", ".join(f"{s.series} ({s.surprise:.3g})" for s in peak.top_series) if peak else ""
+        member = members.get(e.event_id)
+        numbers = _peak_cells(member) if member else "<td></td>" * 4
+        influencers = format_influencers(member.influencers) if member else ""
         rows.append(
             f"<tr><td>{_e(e.metric)}</td><td>p{e.percentile:g}</td><td>{format_instant(e.start)}</td>"
-            f"<td>{format_instant(e.end)}</td><td>{e.points}</td><td>{e.peak_value:.4g}</td>"
-            f"<td class='{e.severity}'>{e.severity}</td><td>{_e(tops)}</td></tr>"
+            f"<td>{format_instant(e.end)}</td><td>{e.points}</td><td class='{e.severity}'>{e.severity}</td>"
+            f"{numbers}<td>{_e(influencers)}</td></tr>"
         )
     return "".join(rows) + "</table>"
 
@@ -168,8 +278,15 @@ def _e(text: str) -> str:
 
 _CSS = (
     "body{font-family:sans-serif;margin:24px;color:#222;background:#fff}h2{font-size:16px;margin:18px 0 4px}"
+    "h3{font-size:14px;margin:14px 0 4px}.group{border-top:1px solid #ddd;padding-top:4px}"
     ".value{fill:none;stroke:#1f4e79;stroke-width:1.5}.band{fill:#9ecae1;opacity:.5}.truth{fill:#b8e0b8;opacity:.6}"
+    ".typical{fill:none;stroke:#3182bd;stroke-width:1;stroke-dasharray:4 3}"
+    ".threshold{fill:none;stroke:#6b6ecf;stroke-width:1}.score{font-size:11px;font-weight:bold;fill:#333}"
+    ".first{fill:none;stroke:#000;stroke-width:2}.note{fill:#555;font-style:italic}"
     ".axis{stroke:#888}svg text{font-size:11px;fill:#555}.legend span{padding:2px 8px;margin-right:6px}"
-    ".key-band{background:#cfe5f0}.key-truth{background:#b8e0b8}table{border-collapse:collapse;font-size:12px}"
-    "td,th{border:1px solid #ccc;padding:3px 6px}td.high{color:#d62828}td.medium{color:#f08a24}td.low{color:#b08800}"
+    ".key-band{background:#cfe5f0}.key-truth{background:#b8e0b8}.key-score{font-weight:bold;margin-right:2px}"
+    "table{border-collapse:collapse;font-size:12px;margin:4px 0 8px}td,th{border:1px solid #ccc;padding:3px 6px}"
+    "td.high{color:#d62828}td.medium{color:#f08a24}td.low{color:#b08800}.crit{color:#fff;padding:1px 6px}"
+    ".crit.high{background:#d62828}.crit.medium{background:#f08a24}.crit.low{background:#b08800}"
+    "p.note{color:#555;font-size:12px;margin:2px 0}"
 )

@@ -72,11 +72,14 @@ def build_expression(settings: Settings, metric: str, percentile: float) -> str:
         f".if(operator={quote('eq')}, if=null, then={_number(UNREACHABLE)})"
     )
     label = f"{metric} p{percentile:g}"
+    # Timelion has no sequential rule: where atlas leaves flagged points out of the history, the chart draws the
+    # closest rule it can, the plain one over the previous `window` points, and says so.
+    closest = f" (plain {w}-point rule; atlas leaves flagged points out)" if th.lookback > w else ""
     return ", ".join(
         [
             f"{series}.label(label={quote(label)})",
-            f"{threshold}.label(label={quote(label + ' threshold')})",
+            f"{threshold}.label(label={quote(label + ' threshold' + closest)})",
             f"{series}.if(operator={quote('gt')}, if={guarded}, then={series}, else=null)"
-            f".bars().yaxis(yaxis=2).label(label={quote(label + ' above threshold')})",
+            f".bars().yaxis(yaxis=2).label(label={quote(label + ' above threshold' + closest)})",
         ]
     )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas import es_client
+from atlas import es_client, scoring
 from atlas.clock import format_duration, format_instant
 from atlas.errors import EsQueryRejected, OutputError
 from atlas.es_client import EsClient
 from atlas.indices import percentile_field, result_indices
 from atlas.outputs.mustache import render_mustache
-from atlas.settings import Settings
+from atlas.settings import Settings, ThresholdSettings
 from atlas.templating import render_json, render_text
 
 # Watcher renders the search body with Mustache at each trigger; `||-7h` is Elasticsearch date math on top of it.
@@ -46,7 +46,7 @@ def watch_id(settings: Settings) -> str:
 def build_watch(settings: Settings) -> dict[str, Any]:
     """The job's watch: the threshold stage computed by Elasticsearch from the surprise index, with its alerts."""
     step, th = settings.surprise.step, settings.threshold
-    reach = format_duration((th.window + 1) * step)
+    reach = format_duration((th.lookback + 1) * step)
     return render_json(
         "anomaly.json.j2",
         job=settings.results.job,
@@ -141,6 +141,24 @@ def _sent_text(action: dict[str, Any]) -> str:
     return str(body.get("text", ""))
 
 
+def threshold_history_script(th: ThresholdSettings, result: str) -> str:
+    """The `moving_fn` script giving the mean (result "mean") or std ("sd") of a point's threshold history from the
+    previous `lookback` present points: atlas/threshold.py's rule, step for step, with the same sums in the same
+    order, so both flag the same points. NaN where the point has no threshold."""
+    return (
+        f"int w = {th.window}; double k = {th.sigmas!r}; int n = values.length; double[] u = new double[n];"
+        " int nu = 0; double mean = Double.NaN; double sd = Double.NaN;"
+        " for (int j = 0; j <= n; ++j) { double[] src; int from;"
+        " if (nu >= w) { src = u; from = nu - w; } else if (j >= w) { src = values; from = j - w; }"
+        " else { if (j < n) { u[nu++] = values[j]; } continue; }"
+        " double sum = 0; for (int i = from; i < from + w; ++i) { sum += src[i]; } double m = sum / w;"
+        " double sq = 0; for (int i = from; i < from + w; ++i) { sq += (src[i] - m) * (src[i] - m); }"
+        " double s = Math.sqrt(sq / w);"
+        " if (j == n) { mean = m; sd = s; } else if (!(values[j] > m + k * s)) { u[nu++] = values[j]; } }"
+        f" return {result};"
+    )
+
+
 def _metric_aggs(settings: Settings) -> dict[str, Any]:
     step, th = settings.surprise.step, settings.threshold
     aggs: dict[str, Any] = {}
@@ -149,9 +167,16 @@ def _metric_aggs(settings: Settings) -> dict[str, Any]:
             "percentile_points.json.j2",
             field=percentile_field(p),
             interval=format_duration(step),
-            window=th.window,
+            newest=_SCHEDULED,
+            step_ms=step // timedelta(milliseconds=1),
+            lookback=th.lookback,
+            mean_script=threshold_history_script(th, "mean"),
+            std_script=threshold_history_script(th, "sd"),
             sigmas=th.sigmas,
             levels=[th.sigmas, *th.levels[1:]],
+            number_format=scoring.NUMBER_FORMAT,
+            max_score=scoring.MAX_SCORE,
+            score_per_decade=scoring.SCORE_PER_DECADE,
         )
     counts = {
         f"n_{percentile_field(p)}": f"points_{percentile_field(p)}._bucket_count" for p in settings.surprise.percentiles

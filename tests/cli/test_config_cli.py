@@ -89,7 +89,7 @@ def test_init_writes_a_loadable_file_and_refuses_to_overwrite(tmp_path: Path) ->
     assert first.exit_code == 0, first.output
     assert "# Elasticsearch URL(s)" in out.read_text()
     shown = runner.invoke(cli, ["--config", str(out), "config", "show"])
-    assert json.loads(shown.output)["surprise"]["percentiles"] == [90.0]
+    assert json.loads(shown.output)["surprise"]["percentiles"] == [90.0, 99.0]
     second = subprocess.run(
         [sys.executable, "-m", "atlas", "init", "--out", str(out)], capture_output=True, text=True, check=False
     )

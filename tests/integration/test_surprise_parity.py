@@ -79,12 +79,24 @@ def indexed(es: Elasticsearch, es_url: str) -> Iterator[tuple[str, pd.DataFrame]
     es.indices.delete(index=index)
 
 
-CASES = list(itertools.product(["max", "last"], ["none", "zscore"], [[90.0], [90.0, 99.0]]))
+CASES = [
+    *itertools.product(["max", "last"], ["none", "zscore", "relative"], ["mean", "median"], [[90.0, 99.0]], [5]),
+    ("last", "relative", "median", [90.0], 5),
+    ("max", "none", "mean", [90.0, 99.0], 0),
+]
 
 
-@pytest.mark.parametrize(("mode", "normalization", "percentiles"), CASES, ids=["-".join(map(str, c)) for c in CASES])
+@pytest.mark.parametrize(
+    ("mode", "normalization", "baseline", "percentiles", "min_tail"), CASES, ids=["-".join(map(str, c)) for c in CASES]
+)
 def test_elasticsearch_equals_reference(
-    indexed: tuple[str, pd.DataFrame], es_url: str, mode: str, normalization: str, percentiles: list[float]
+    indexed: tuple[str, pd.DataFrame],
+    es_url: str,
+    mode: str,
+    normalization: str,
+    baseline: str,
+    percentiles: list[float],
+    min_tail: int,
 ) -> None:
     index, frame = indexed
     settings: Settings = load_settings(
@@ -94,7 +106,9 @@ def test_elasticsearch_equals_reference(
             "source.index": index,
             "surprise.mode": mode,
             "surprise.normalization": normalization,
+            "surprise.baseline": baseline,
             "surprise.percentiles": percentiles,
+            "surprise.min_tail_series": min_tail,
             "surprise.top_series": 1000,  # every series, so that each one's window surprise is compared
         },
     )
@@ -115,7 +129,12 @@ def test_elasticsearch_equals_reference(
             assert {s.series: s.surprise for s in actual.top_series} == pytest.approx(
                 dict(expected.series_surprise), rel=1e-9, abs=1e-12
             ), (metric, end)
-            assert dict(actual.percentiles) == pytest.approx(dict(expected.result.percentiles), rel=1e-9), (metric, end)
+            assert actual.percentiles.keys() == expected.result.percentiles.keys()
+            for p, value in expected.result.percentiles.items():
+                if value is None:  # a tail thinner than surprise.min_tail_series: not reported on either side
+                    assert actual.percentiles[p] is None, (metric, end, p)
+                else:
+                    assert actual.percentiles[p] == pytest.approx(value, rel=1e-9), (metric, end, p)
             compared += 1
     # zscore leaves out "equal" (std 0 everywhere); every other metric is scored in every window
     assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization == "zscore"))

@@ -27,6 +27,7 @@ def test_bars_are_the_python_stage_anomalies(
         "results.prefix": index_name,
         "surprise.percentiles": [90.0, 99.0],
         "threshold.window": window,
+        "threshold.lookback": window,  # Timelion draws the plain rule exactly; the sequential one only its closest
         "threshold.sigmas": sigmas,
         "threshold.levels": [sigmas, sigmas + 1, sigmas + 2],
     }

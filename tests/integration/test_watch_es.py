@@ -22,12 +22,13 @@ from tests.surprise_series import (
 pytestmark = pytest.mark.integration
 
 
-def settings_for(es_url: str, prefix: str, window: int, sigmas: float) -> Settings:
+def settings_for(es_url: str, prefix: str, window: int, sigmas: float, lookback: int) -> Settings:
     overrides = {
         "es.urls": [es_url],
         "results.prefix": prefix,
         "surprise.percentiles": list(PERCENTILES),
         "threshold.window": window,
+        "threshold.lookback": lookback,
         "threshold.sigmas": sigmas,
         "threshold.levels": [sigmas, sigmas + 1, sigmas + 2],
         "alerts.watcher_slack_account": "ops",
@@ -35,11 +36,15 @@ def settings_for(es_url: str, prefix: str, window: int, sigmas: float) -> Settin
     return load_settings(None, overrides)
 
 
-@pytest.mark.parametrize(("window", "sigmas"), [(6, 3.0), (4, 2.0)], ids=["window6-sigmas3", "window4-sigmas2"])
+@pytest.mark.parametrize(
+    ("window", "sigmas", "lookback"),
+    [(6, 3.0, 6), (4, 2.0, 4), (4, 2.0, 12)],
+    ids=["window6-sigmas3", "window4-sigmas2", "window4-sigmas2-unflagged-from-12"],
+)
 def test_watch_flags_what_the_threshold_stage_flags(
-    es: Elasticsearch, es_url: str, index_name: str, window: int, sigmas: float
+    es: Elasticsearch, es_url: str, index_name: str, window: int, sigmas: float, lookback: int
 ) -> None:
-    settings = settings_for(es_url, index_name, window, sigmas)
+    settings = settings_for(es_url, index_name, window, sigmas, lookback)
     values = sample_series()
     index_series(es_client.connect(settings.es), f"{index_name}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
@@ -61,6 +66,6 @@ def test_watch_flags_what_the_threshold_stage_flags(
 
 
 def test_install_says_the_cluster_has_no_watcher(es_url: str, index_name: str) -> None:
-    settings = settings_for(es_url, index_name, 6, 3.0)
+    settings = settings_for(es_url, index_name, 6, 3.0, 6)
     with pytest.raises(OutputError, match="has no Watcher"):
         install_watch(es_client.connect(settings.es), settings)

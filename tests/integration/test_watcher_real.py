@@ -56,24 +56,33 @@ def watcher_node() -> Iterator[WatcherNode]:
             yield WatcherNode(url, slack_seen, mail_seen)
 
 
-def write_config(path: Path, url: str, prefix: str, window: int, sigmas: float) -> Path:
+def write_config(path: Path, url: str, prefix: str, window: int, sigmas: float, lookback: int) -> Path:
     config = {
         "es": {"urls": [url]},
         "results": {"prefix": prefix},
         "surprise": {"percentiles": list(PERCENTILES)},
-        "threshold": {"window": window, "sigmas": sigmas, "levels": [sigmas, sigmas + 1, sigmas + 2]},
+        "threshold": {
+            "window": window,
+            "lookback": lookback,
+            "sigmas": sigmas,
+            "levels": [sigmas, sigmas + 1, sigmas + 2],
+        },
         "alerts": {"watcher_slack_account": "ops", "watcher_email_account": "mail", "email_to": ["sre@example.com"]},
     }
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-@pytest.mark.parametrize(("window", "sigmas"), [(6, 3.0), (4, 2.0)], ids=["window6-sigmas3", "window4-sigmas2"])
+@pytest.mark.parametrize(
+    ("window", "sigmas", "lookback"),
+    [(6, 3.0, 6), (4, 2.0, 12)],
+    ids=["window6-sigmas3-plain", "window4-sigmas2-unflagged-from-12"],
+)
 def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
-    watcher_node: WatcherNode, tmp_path: Path, window: int, sigmas: float
+    watcher_node: WatcherNode, tmp_path: Path, window: int, sigmas: float, lookback: int
 ) -> None:
-    prefix = f"atlas-watcher-w{window}"
-    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, window, sigmas)
+    prefix = f"atlas-watcher-w{window}-l{lookback}"
+    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, window, sigmas, lookback)
     settings = load_settings(config, {})
     client = es_client.connect(settings.es)
     assert client.version == (6, 8)
@@ -119,7 +128,7 @@ def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
 
 def test_atlas_watch_execute_uses_watcher_and_simulates_by_default(watcher_node: WatcherNode, tmp_path: Path) -> None:
     prefix = "atlas-watcher-cli"
-    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, 6, 3.0)
+    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, 6, 3.0, 6)
     settings = load_settings(config, {})
     index_series(es_client.connect(settings.es), f"{prefix}-surprise", sample_series())
     assert CliRunner().invoke(cli, ["--config", str(config), "watch", "install"]).exit_code == 0

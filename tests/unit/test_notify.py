@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from atlas.outputs.notify import build_notifications, select_unsent, send_notifications
-from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise
-from atlas.settings import AlertSettings, load_settings
+from atlas.grouping import group_events
+from atlas.outputs.notify import build_notifications, point_phrase, select_unsent, send_notifications
+from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise
+from atlas.settings import AlertSettings, GroupingSettings, load_settings
 from tests.local_servers import http_server, json_bodies, smtp_server
 
 T = datetime(2024, 1, 7, 2, tzinfo=UTC)
+H = timedelta(hours=1)
 GOLDEN = Path(__file__).parent.parent / "golden" / "notification.txt"
 WEBHOOK_PATH = "/services/T000/B000/secret-token"
 
@@ -24,24 +26,63 @@ def event(metric: str, percentile: float, start: datetime, points: int, severity
     return AnomalyEvent(metric, percentile, start, end, points, 150.0, severity, f"{metric}|p{percentile:g}|{start}")  # type: ignore[arg-type]
 
 
-def peak(e: AnomalyEvent) -> Anomaly:
-    tops = (SeriesSurprise("query_3", 160.5), SeriesSurprise("query_11", 151.25))
-    return Anomaly(e.metric, e.percentile, e.start, 150.0, 10.0, 2.0, 16.0, 70.0, e.severity, e.event_id, tops)
+def points_of(e: AnomalyEvent, tops: tuple[SeriesSurprise, ...] = ()) -> list[Anomaly]:
+    """The event's points: the first at 150 over a typical 10 (std 2, threshold 16), later ones a little lower."""
+    tops = tops or (SeriesSurprise("query_3", 160.5), SeriesSurprise("query_11", 151.25))
+    return [
+        Anomaly(e.metric, e.percentile, e.start + k * H, 150.0 - k, 10.0, 2.0, 16.0, 70.0, e.severity, e.event_id, tops)
+        for k in range(e.points)
+    ]
 
 
-EVENTS = [event("metric_4", 90.0, T, 2), event("metric_4", 99.0, T, 1, "medium"), event("metric_3", 90.0, T, 1)]
-ANOMALIES = [peak(e) for e in EVENTS]
+EVENTS = [event("metric_4", 90.0, T, 2), event("metric_4", 99.0, T, 1, "medium"), event("metric_3", 90.0, T + H, 1)]
+ANOMALIES = [a for e in EVENTS for a in points_of(e)]
+
+
+def grouped(events: list[AnomalyEvent] = EVENTS, anomalies: list[Anomaly] = ANOMALIES) -> list[GroupedEvent]:
+    return group_events(events, anomalies, ["query"], GroupingSettings(), H)
 
 
 def alerts(**values: object) -> AlertSettings:
     return load_settings(None, {f"alerts.{k}": v for k, v in values.items()}).alerts
 
 
-def test_one_notification_per_metric_with_the_golden_text() -> None:
-    notes = build_notifications(EVENTS, ANOMALIES, "default")
-    assert [(n.metric, len(n.event_ids)) for n in notes] == [("metric_3", 1), ("metric_4", 2)]
-    assert notes[1].subject == "[atlas] metric_4: 2 anomaly events (high)"
-    assert notes[1].text == GOLDEN.read_text()
+def test_one_notification_per_grouped_event_with_the_golden_text() -> None:
+    notes = build_notifications(grouped(), "default")
+    assert [(n.group, len(n.event_ids)) for n in notes] == [("metrics|2024-01-07T02:00:00Z", 3)]
+    assert notes[0].subject == "[atlas] metric_4, metric_3: 2 metrics disrupted (high)"
+    assert notes[0].text == GOLDEN.read_text()
+
+
+def test_the_point_phrase_says_surprise_typical_threshold_and_score() -> None:
+    a = Anomaly("cpu", 99.0, T, 41.2, 6.3, 2.2, 12.9, 15.86, "high", "e")
+    assert point_phrase(a) == "p99 surprise 41.2, typical 6.3, threshold 12.9, score 60 at 2024-01-07T02:00:00Z"
+
+
+def test_only_groups_with_a_fresh_event_are_sent_and_carry_only_those() -> None:
+    later = event("metric_1", 90.0, T + 10 * H, 1)
+    events, anomalies = [*EVENTS, later], [*ANOMALIES, *points_of(later)]
+    notes = build_notifications(grouped(events, anomalies), "default", {later.event_id, EVENTS[2].event_id})
+    assert [n.event_ids for n in notes] == [(EVENTS[2].event_id,), (later.event_id,)]
+    assert "metric_4 p90 (first)" in notes[0].text  # the group still lists its already-sent members
+    assert build_notifications(grouped(), "default", set()) == []
+
+
+def test_a_node_field_sends_one_message_per_node() -> None:
+    on = {
+        "n1": (SeriesSurprise("n1|q1", 90.0), SeriesSurprise("n1|q2", 60.0)),
+        "n2": (SeriesSurprise("n2|q1", 80.0),),
+    }
+    a, b = event("cpu", 90.0, T, 2), event("mem", 90.0, T + H, 1)
+    anomalies = [*points_of(a, on["n1"]), *points_of(b, on["n1"] + on["n2"])]
+    groups = group_events([a, b], anomalies, ["node", "query"], GroupingSettings(field="node"), H)
+    notes = build_notifications(groups, "default")
+    assert [n.subject for n in notes] == [
+        "[atlas] node=n1: 2 metrics disrupted (high)",
+        "[atlas] node=n2: 1 metric disrupted (medium)",
+    ]
+    want = "  influencers: n1|q1 39%, n2|q1 35%, n1|q2 26%; node=n1 65%, node=n2 35%; query=q1 74%, query=q2 26%"
+    assert want in notes[0].text
 
 
 @dataclass(frozen=True)
@@ -91,7 +132,7 @@ def test_events_older_than_realert_are_never_sent(age: timedelta, sent: bool) ->
 
 
 def test_slack_and_email_receive_the_exact_messages(monkeypatch: pytest.MonkeyPatch) -> None:
-    notes = build_notifications(EVENTS[:2], ANOMALIES[:2], "default")
+    notes = build_notifications(grouped(), "default")
     with http_server() as (url, slack), smtp_server() as (port, mail):
         monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", url + WEBHOOK_PATH)
         settings = alerts(smtp_host="127.0.0.1", smtp_port=port, smtp_tls=False, email_to=["sre@example.com"])
@@ -103,14 +144,14 @@ def test_slack_and_email_receive_the_exact_messages(monkeypatch: pytest.MonkeyPa
     assert (message["From"], message["To"], message["Subject"]) == (
         "atlas@localhost",
         "sre@example.com",
-        "[atlas] metric_4: 2 anomaly events (high)",
+        "[atlas] metric_4, metric_3: 2 metrics disrupted (high)",
     )
     body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
     assert body.replace("\r\n", "\n") == GOLDEN.read_text()  # SMTP carries CRLF line ends
 
 
 def test_a_failing_channel_does_not_stop_the_other_and_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    notes = build_notifications(EVENTS[:1], ANOMALIES[:1], "default")
+    notes = build_notifications(grouped(), "default")
     dead_port = closed_port()
     with http_server(status=500) as (url, slack), smtp_server() as (port, mail):
         monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", url + WEBHOOK_PATH)
@@ -150,9 +191,10 @@ def test_slack_failures_name_the_webhook_not_its_url(
     monkeypatch: pytest.MonkeyPatch, webhook: str, reason: str
 ) -> None:
     monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", webhook)
-    deliveries = send_notifications(build_notifications(EVENTS[:1], ANOMALIES[:1], "default"), alerts())
-    assert [(d.channel, d.metric, d.sent, d.reason) for d in deliveries] == [("slack", "metric_4", False, reason)]
+    deliveries = send_notifications(build_notifications(grouped(), "default"), alerts())
+    group = "metrics|2024-01-07T02:00:00Z"
+    assert [(d.channel, d.group, d.sent, d.reason) for d in deliveries] == [("slack", group, False, reason)]
 
 
 def test_unconfigured_channels_are_skipped() -> None:
-    assert send_notifications(build_notifications(EVENTS, ANOMALIES, "default"), alerts()) == []
+    assert send_notifications(build_notifications(grouped(), "default"), alerts()) == []

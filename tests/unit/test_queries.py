@@ -37,9 +37,10 @@ def test_default_request() -> None:
     assert body["aggs"]["m1"]["filter"] == {"term": {"metric": "mem"}}
     hours = hours_aggs(body)
     assert hours["baseline"]["moving_fn"]["window"] == 24
-    assert hours["surprise"]["bucket_script"]["script"]["params"] == {"score_from": 1704758400000}  # 2024-01-09
+    # mode last (the default) scores only the window's last bucket, 2024-01-09T23:00Z
+    assert hours["surprise"]["bucket_script"]["script"]["params"] == {"score_from": 1704841200000}
     assert "params.sd" not in hours["surprise"]["bucket_script"]["script"]["source"]
-    assert body["aggs"]["m0"]["aggs"]["percentiles"]["percentiles_bucket"]["percents"] == [90.0]
+    assert body["aggs"]["m0"]["aggs"]["percentiles"]["percentiles_bucket"]["percents"] == [90.0, 99.0]
     assert body["aggs"]["m0"]["aggs"]["top"]["aggs"]["trim"]["bucket_sort"]["size"] == 5
     assert "runtime_mappings" not in body  # clusters before 7.11 refuse the key
     assert body["aggs"]["m0"]["aggs"]["series"]["terms"] == {"field": "query", "size": 65536}

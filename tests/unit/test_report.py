@@ -9,11 +9,15 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from atlas.grouping import group_events
 from atlas.outputs.report import SEVERITY_COLOURS, ReportChart, ReportData, render_report, write_report
+from atlas.outputs.strips import STRIP_COLOURS
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval
+from atlas.settings import GroupingSettings
 from atlas.threshold import ThresholdPoint
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+H = timedelta(hours=1)
 
 
 def chart(metric: str, hours: int, anomalies: dict[int, str]) -> ReportChart:
@@ -36,27 +40,68 @@ def chart(metric: str, hours: int, anomalies: dict[int, str]) -> ReportChart:
     return ReportChart(metric, 90.0, tuple(points))
 
 
+def anomaly(metric: str, h: int, value: float, severity: str, event_id: str) -> Anomaly:
+    tops = (SeriesSurprise("query_<7>", 99.5), SeriesSurprise("query_2", 33.0))
+    return Anomaly(metric, 90.0, T0 + h * H, value, 12.0, 1.0, 15.0, value - 12.0, severity, event_id, tops)  # type: ignore[arg-type]
+
+
 def data(metric: str = "cpu", truth: bool = True, hours: int = 48) -> ReportData:
+    """`metric` low at hour 10, medium at 20, high at 30-31; `mem` high at 31 (it turns one hour later)."""
     severities = {10: "low", 20: "medium", 30: "high", 31: "high"}
     events = (
-        AnomalyEvent(metric, 90.0, T0 + timedelta(hours=10), T0 + timedelta(hours=10), 1, 54.0, "low", "e1"),
-        AnomalyEvent(metric, 90.0, T0 + timedelta(hours=30), T0 + timedelta(hours=31), 2, 52.0, "high", "e2"),
+        AnomalyEvent(metric, 90.0, T0 + 10 * H, T0 + 10 * H, 1, 54.0, "low", "e1"),
+        AnomalyEvent(metric, 90.0, T0 + 20 * H, T0 + 20 * H, 1, 55.0, "medium", "e0"),
+        AnomalyEvent(metric, 90.0, T0 + 30 * H, T0 + 31 * H, 2, 52.0, "high", "e2"),
+        AnomalyEvent("mem", 90.0, T0 + 31 * H, T0 + 31 * H, 1, 60.0, "high", "e3"),
     )
-    tops = (SeriesSurprise("query_<7>", 99.5),)
-    anomalies = (Anomaly(metric, 90.0, T0 + timedelta(hours=30), 52.0, 12.0, 1.0, 15.0, 40.0, "high", "e2", tops),)
+    anomalies = (
+        anomaly(metric, 10, 54.0, "low", "e1"),
+        anomaly(metric, 20, 55.0, "medium", "e0"),
+        anomaly(metric, 30, 52.0, "high", "e2"),
+        anomaly(metric, 31, 51.0, "high", "e2"),
+        anomaly("mem", 31, 60.0, "high", "e3"),
+    )
+    groups = tuple(group_events(events, anomalies, ["query"], GroupingSettings(), H))
     known = (TruthInterval(T0 + timedelta(hours=29), T0 + timedelta(hours=33), None),) if truth else ()
-    return ReportData("default", T0 + timedelta(days=3), (chart(metric, hours, severities),), events, anomalies, known)
+    charts = (chart(metric, hours, severities), chart("mem", hours, {31: "high"}))
+    return ReportData("default", T0 + timedelta(days=3), charts, events, anomalies, known, groups, H)
 
 
-def test_structure_colours_and_events_table() -> None:
+def test_structure_colours_and_tables() -> None:
     page = render_report(data())
-    assert page.count("<svg") == 1
+    assert page.count("<svg") == 2 + 1 + 3  # two charts, the overview strips, three grouped events' strips
     bars = re.findall(r"<rect class='anomaly (\w+)' fill='(#\w+)'", page)
-    assert bars == [(s, SEVERITY_COLOURS[s]) for s in ("low", "medium", "high", "high")]
-    assert page.count("<rect class='truth'") == 1
-    assert page.count("<tr><td>") == 2
-    assert "query_&lt;7&gt; (99.5)" in page
+    assert bars == [(s, SEVERITY_COLOURS[s]) for s in ("low", "medium", "high", "high", "high")]
+    assert page.count("<rect class='truth'") == 2
+    assert page.count("<polygon class='band'") == 2 and page.count("<polyline class='threshold'") == 2
+    assert "query_&lt;7&gt; 75%, query_2 25%" in page
     assert "<script" not in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_scores_actual_and_typical_are_shown() -> None:
+    page = render_report(data())
+    # e2's peak is hour 30 (z = 40, score 80); its label sits on the chart, the numbers in the tables
+    assert ">80<title>2024-01-02T06:00:00Z: actual 52, typical 12, threshold 15, score 80</title>" in page
+    assert "<td>80</td><td>52</td><td>12</td><td>15</td>" in page
+
+
+def test_strips_are_coloured_by_severity_and_aligned() -> None:
+    page = render_report(data())
+    overview = page.split("<svg class='strips'")[1]
+    rows = re.findall(r"<rect class='cell (\w+)' fill='(#\w+)' x='([\d.]+)' y='(\d+)' width='([\d.]+)'", overview)
+    assert {state for state, *_ in rows} == {"missing", "normal", "low", "medium", "high"}
+    assert all(fill == STRIP_COLOURS[state] for state, fill, *_ in rows)
+    cpu_high = [float(x) for state, _, x, y, _ in rows if state == "high" and y == "0"]
+    mem_high = [float(x) for state, _, x, y, _ in rows if state == "high" and y != "0"]
+    assert cpu_high and mem_high and cpu_high[0] < mem_high[0]  # same time axis: cpu turned an hour earlier
+
+
+def test_grouped_event_lists_its_metrics_in_the_order_they_turned() -> None:
+    page = render_report(data())
+    detail = page[page.index("<span class='crit high'>") :]
+    assert detail.index("cpu p90 <tspan class='note'>first</tspan>") < detail.index("mem p90 <tspan class='note'>+1h")
+    assert detail.count("<rect class='first'") == 2
+    assert "<td>cpu p90 (80), mem p90 (90, +1h)</td>" in page
 
 
 def test_truth_spans_only_with_truth_and_names_are_escaped() -> None:
@@ -119,6 +164,6 @@ def test_chromium_renders_a_report_that_is_not_blank(tmp_path: Path) -> None:
     white = b"\xff\xff\xff"
     assert len(colours) > 20
     assert sum(1 for row in rows for i in range(0, len(row), 3) if row[i : i + 3] != white) > width * 20
-    for hex_colour in SEVERITY_COLOURS.values():
+    for hex_colour in [*SEVERITY_COLOURS.values(), STRIP_COLOURS["normal"]]:
         rgb = bytes.fromhex(hex_colour[1:])
         assert any(rgb in row for row in rows), hex_colour

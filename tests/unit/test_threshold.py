@@ -17,7 +17,8 @@ from atlas.threshold import format_event_id, group_events, select_anomalies, thr
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-DEFAULTS = ThresholdSettings()  # window 6, sigmas 3, levels (3, 4, 5), min_duration 1h
+# The blog's plain rule (lookback = window): the numbers below were worked out by hand for it.
+DEFAULTS = ThresholdSettings(window=6, lookback=6, sigmas=3.0, levels=(3.0, 4.0, 5.0))
 NAN = float("nan")
 # mean 1, population std 1: every point is 1 away from the mean, so variance = 6 * 1 / 6 = 1.
 # (The sample std would be sqrt(6 / 5) = 1.0954, threshold 1 + 3 * 1.0954 = 4.286.)

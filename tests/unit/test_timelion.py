@@ -26,10 +26,18 @@ def test_a_metric_name_with_quotes_round_trips_through_the_parser() -> None:
     series, threshold, bars = parse(expression)
     assert series.calls[0].args["q"] == 'job:"default" AND metric:"disk \'sda\' \\\\ \\"x\\""'
     assert [c.name for c in bars.calls] == ["es", "if", "bars", "yaxis", "label"]
-    assert threshold.calls[-1].args == {"label": "disk 'sda' \\ \"x\" p99 threshold"}
+    assert threshold.calls[-1].args == {
+        "label": "disk 'sda' \\ \"x\" p99 threshold (plain 24-point rule; atlas leaves flagged points out)"
+    }
 
 
 def test_one_chart_per_metric_and_percentile() -> None:
     settings = load_settings(None, {"surprise.percentiles": [90, 99]})
     charts = timelion_expressions(settings, ["a", "b"])
     assert [(c.metric, c.percentile) for c in charts] == [("a", 90.0), ("a", 99.0), ("b", 90.0), ("b", 99.0)]
+
+
+def test_the_plain_rule_has_no_closest_rule_label() -> None:
+    expression = build_expression(load_settings(None, {"threshold.lookback": 24}), "m", 90.0)
+    assert "closest" not in expression and "flagged points out" not in expression
+    assert "label='m p90 threshold'" in expression

@@ -25,12 +25,13 @@ def test_default_watch_structure() -> None:
     request = watch["input"]["search"]["request"]
     assert request["indices"] == ["atlas-surprise"]
     window_range = request["body"]["query"]["bool"]["filter"][1]["range"]["window_end"]
-    assert window_range == {"gt": "{{ctx.trigger.scheduled_time}}||-7h", "lte": "{{ctx.trigger.scheduled_time}}"}
+    assert window_range == {"gt": "{{ctx.trigger.scheduled_time}}||-73h", "lte": "{{ctx.trigger.scheduled_time}}"}
     aggs = request["body"]["aggs"]["metrics"]["aggs"]
     assert sorted(aggs) == ["keep", "points_p90", "points_p99"]
     points = aggs["points_p99"]["aggs"]
-    assert points["mean"]["moving_fn"]["window"] == 6
-    assert points["threshold"]["bucket_script"]["script"]["params"] == {"sigmas": 3.0}
+    assert points["mean"]["moving_fn"]["window"] == 72  # threshold.lookback: the unflagged history's reach
+    assert "int w = 24; double k = 6.0;" in points["mean"]["moving_fn"]["script"]
+    assert points["threshold"]["bucket_script"]["script"]["params"] == {"sigmas": 6.0}
     assert "bucket_selector" in points["flagged"]
     assert watch["actions"] == {}  # no account configured, no action
 

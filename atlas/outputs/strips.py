@@ -1,0 +1,115 @@
+"""The report's leading-indicator strips: per metric, cells coloured by severity over time, aligned across metrics."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from atlas.clock import format_duration, format_instant
+from atlas.records import SEVERITIES, Anomaly, GroupedEvent, Severity
+
+STRIP_COLOURS = {"normal": "#5cb85c", "low": "#f2c14e", "medium": "#f08a24", "high": "#d62828", "missing": "#e4e4e4"}
+LABEL_WIDTH, ROW_HEIGHT, ROW_GAP, AXIS_HEIGHT = 190, 16, 5, 22
+Present = Mapping[tuple[str, float], set[datetime]]  # (metric, percentile) -> window ends with a value
+
+
+@dataclass(frozen=True)
+class StripRow:
+    """One strip: its label, the state of each window end (`normal`, `missing` or a severity) and, when it turned,
+    the position of its first anomalous cell and what to write after the label (`first`, `+2h`)."""
+
+    label: str
+    cells: tuple[str, ...]
+    first: int | None
+    note: str = ""
+
+
+def overview_rows(ends: Sequence[datetime], present: Present, anomalies: Sequence[Anomaly]) -> list[StripRow]:
+    """One row per metric (by name): at each window end the worst severity of its percentiles' anomalies there,
+    else `normal` where any of its percentiles has a value, else `missing`."""
+    metrics = sorted({m for m, _ in present} | {a.metric for a in anomalies})
+    rows = []
+    for metric in metrics:
+        seen = set().union(*(ends_ for (m, _), ends_ in present.items() if m == metric))
+        worst: dict[datetime, Severity] = {}
+        for a in anomalies:
+            if a.metric == metric and SEVERITIES.index(a.severity) >= SEVERITIES.index(worst.get(a.window_end, "low")):
+                worst[a.window_end] = a.severity
+        rows.append(_row(metric, ends, seen, worst))
+    return rows
+
+
+def group_strip_rows(
+    group: GroupedEvent, present: Present, step: timedelta, margin: int = 3
+) -> tuple[list[datetime], list[StripRow]]:
+    """The window ends from `margin` steps before the group to `margin` after, and one row per member (metric and
+    percentile) in the order they turned, noting how long after the first each turned."""
+    count = (group.end - group.start) // step + 1 + 2 * margin
+    ends = [group.start - margin * step + k * step for k in range(count)]
+    first = group.members[0].anomalies[0].window_end
+    rows = []
+    for k, member in enumerate(group.members):
+        e = member.event
+        severities = {a.window_end: a.severity for a in member.anomalies}
+        seen = present.get((e.metric, e.percentile), set()) | set(severities)
+        note = "first" if k == 0 else f"+{format_duration(member.anomalies[0].window_end - first)}"
+        rows.append(_row(f"{e.metric} p{e.percentile:g}", ends, seen, severities, note))
+    return ends, rows
+
+
+def render_strips(ends: Sequence[datetime], rows: Sequence[StripRow], width: int, outline_first: bool) -> str:
+    """The rows as one SVG `width` pixels wide: labels on the left, cells over the rest, a time axis below; runs of
+    one state drawn as one rectangle; with `outline_first`, each row's first anomalous cell framed in black."""
+    if not ends or not rows:
+        return "<p>no windows</p>"
+    left, cell = LABEL_WIDTH, (width - LABEL_WIDTH - 8) / len(ends)
+    height = len(rows) * (ROW_HEIGHT + ROW_GAP) + AXIS_HEIGHT
+    out = [f"<svg class='strips' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"]
+    for r, row in enumerate(rows):
+        y = r * (ROW_HEIGHT + ROW_GAP)
+        label = _e(row.label) + (f" <tspan class='note'>{_e(row.note)}</tspan>" if row.note else "")
+        out.append(f"<text x='4' y='{y + ROW_HEIGHT - 4}'>{label}</text>")
+        for start, stop, state in _runs(row.cells):
+            out.append(
+                f"<rect class='cell {state}' fill='{STRIP_COLOURS[state]}' x='{left + start * cell:.2f}' y='{y}'"
+                f" width='{(stop - start) * cell:.2f}' height='{ROW_HEIGHT}'><title>{_e(row.label)}: {state}"
+                f" from {format_instant(ends[start])}</title></rect>"
+            )
+        if outline_first and row.first is not None:
+            out.append(
+                f"<rect class='first' x='{left + row.first * cell:.2f}' y='{y}' width='{max(cell, 2):.2f}'"
+                f" height='{ROW_HEIGHT}'/>"
+            )
+    axis_y = len(rows) * (ROW_HEIGHT + ROW_GAP) + 14
+    picks = sorted({0, len(ends) // 4, len(ends) // 2, 3 * len(ends) // 4, len(ends) - 1})
+    for k, i in enumerate(picks):
+        anchor = "start" if k == 0 else "end" if k == len(picks) - 1 and len(picks) > 1 else "middle"
+        x = left + (i + 0.5) * cell
+        out.append(f"<text x='{x:.1f}' y='{axis_y}' text-anchor='{anchor}'>{_e(format_instant(ends[i])[:13])}h</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _row(
+    label: str, ends: Sequence[datetime], seen: set[datetime], severities: Mapping[datetime, Severity], note: str = ""
+) -> StripRow:
+    cells = tuple(severities.get(t, "normal" if t in seen else "missing") for t in ends)
+    first = next((i for i, t in enumerate(ends) if t in severities), None)
+    return StripRow(label, cells, first, note if first is not None else "")
+
+
+def _runs(cells: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Maximal runs of one state: (first index, index after the last, state)."""
+    runs: list[tuple[int, int, str]] = []
+    for i, state in enumerate(cells):
+        if runs and runs[-1][2] == state and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1, state)
+        else:
+            runs.append((i, i + 1, state))
+    return runs
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)

@@ -1,0 +1,418 @@
+"""atlas against the per-window loop, the bare aggregation, a client-side peer and a raw _bulk, side by side.
+
+    python bench/performance.py --url http://127.0.0.1:9400 [--scale small|blog] [--cluster-port 9403]
+
+Needs a running node at --url (`atlas es start`); starts (and stops) its own 3-node cluster on --cluster-port
+unless --skip-cluster. Prints one table: each ratio with the two times it divides, the documents, series and windows,
+and the machine's core count. Absolute times depend on the machine; the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from atlas import es_client, indices, scan, simulate  # noqa: E402
+from atlas.embedded import default_home, start_cluster, stop_cluster  # noqa: E402
+from atlas.ingest import csv_file, load  # noqa: E402
+from atlas.queries import build_surprise_request  # noqa: E402
+from atlas.records import WindowSurprise  # noqa: E402
+from atlas.settings import Settings, load_settings  # noqa: E402
+from atlas.surprise import compute_window_surprise  # noqa: E402
+from tests.memory import run_measured  # noqa: E402
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Scale:
+    metrics: int
+    queries: int
+    nodes: int
+    hours: int
+    run_windows: int  # hourly runs timed against the bare aggregation and the peer
+    series_steps: tuple[int, ...]  # series per metric of the scaling runs
+    series_window: str  # their surprise.window (baseline_window buckets of the same length)
+
+
+SCALES = {
+    "small": Scale(2, 100, 2, 648, 8, (2_000, 6_000, 20_000), "6h"),
+    "blog": Scale(5, 500, 30, 600, 8, (10_000, 30_000, 100_000), "24h"),
+}
+Row = tuple[str, str, str, str, str]
+rows: list[Row] = []
+
+
+def timed(action: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = action(*args)
+    return time.perf_counter() - started, value
+
+
+def report(name: str, a: float, b: float, detail: str, unit: str = "s") -> None:
+    rows.append((name, f"{a / b:.2f}x" if b else "-", f"{a:.3f} {unit}", f"{b:.3f} {unit}", detail))
+    print(f"{name}: {a:.3f} / {b:.3f} = {a / b if b else math.nan:.2f}  ({detail})", file=sys.stderr, flush=True)
+
+
+def settings_for(url: str, index: str, **extra: Any) -> Settings:
+    return load_settings(None, {"es.urls": [url], "source.index": index, "es.request_timeout": "30m", **extra})
+
+
+def raw_bulk(url: str, index: str, ndjson: Path, chunk: int = 2000) -> float:
+    """Seconds to _bulk the NDJSON file into `index` with plain HTTP, 2 requests in flight, then refresh."""
+
+    def chunks() -> Iterator[bytes]:
+        with ndjson.open("rb") as handle:
+            lines: list[bytes] = []
+            for line in handle:
+                lines.append(line)
+                if len(lines) == 2 * chunk:
+                    yield b"".join(lines)
+                    lines = []
+            if lines:
+                yield b"".join(lines)
+
+    def post(body: bytes) -> None:
+        request = urllib.request.Request(
+            f"{url}/{index}/_bulk", data=body, headers={"Content-Type": "application/x-ndjson"}
+        )
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            if json.loads(answer.read()).get("errors"):
+                raise RuntimeError("raw _bulk: rejected documents")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(post, chunks()))
+    urllib.request.urlopen(urllib.request.Request(f"{url}/{index}/_refresh", method="POST"), timeout=600).read()
+    return time.perf_counter() - started
+
+
+def write_ndjson(docs: Iterable[dict[str, Any]], path: Path) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for doc in docs:
+            body = {k: v for k, v in doc.items() if k != "_id"}
+            out.write(json.dumps({"index": {"_id": doc["_id"]}}) + "\n" + json.dumps(body) + "\n")
+            count += 1
+    return count
+
+
+def response_bytes(url: str, index: str, body: dict[str, Any], filter_path: str | None) -> int:
+    query = f"?filter_path={filter_path}" if filter_path else ""
+    request = urllib.request.Request(
+        f"{url}/{index}/_search{query}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        return len(answer.read())
+
+
+def bare_body(settings: Settings, metrics: Sequence[str], end: datetime) -> dict[str, Any]:
+    """terms > date_histogram > avg per metric over the same documents and hours as the window's request."""
+    body = build_surprise_request(settings, metrics, end).body
+    aggs = {}
+    for key, agg in body["aggs"].items():
+        series = agg["aggs"]["series"]
+        hours = series["aggs"]["hours"]
+        x = {"x": hours["aggs"]["x"]}
+        aggs[key] = {
+            "filter": agg["filter"],
+            "aggs": {"series": {"terms": series["terms"], "aggs": {"hours": {**hours, "aggs": x}}}},
+        }
+    return {"size": 0, "query": body["query"], "aggs": aggs}
+
+
+def peer_window(settings: Settings, response: dict[str, Any], metrics: Sequence[str], end: datetime) -> list[float]:
+    """The client-side way: hourly buckets into pandas, baseline, surprise, window max and percentile there."""
+    s = settings.surprise
+    start_ms = (end - s.window).timestamp() * 1000
+    found: list[float] = []
+    for i, _ in enumerate(metrics):
+        frame = pd.DataFrame(
+            [
+                (b["key"], h["key"], h["x"]["value"])
+                for b in response["aggregations"][f"m{i}"]["series"]["buckets"]
+                for h in b["hours"]["buckets"]
+                if h["x"]["value"] is not None
+            ],
+            columns=["series", "t", "x"],
+        )
+        previous = frame.groupby("series")["x"].transform(
+            lambda x: getattr(x.shift(1).rolling(s.baseline_window, min_periods=1), s.baseline)()
+        )
+        frame["s"] = (frame["x"] - previous).abs()
+        scored = frame[(frame["t"] >= start_ms) & frame["s"].notna()]
+        windows = np.sort(scored.groupby("series")["s"].max().to_numpy())
+        found.extend(scan.exact_percentile(windows, float(p)) for p in s.percentiles)
+    return found
+
+
+def bench_backfill(settings: Settings, metrics: list[str], ends: list[datetime], docs: int, series: int) -> None:
+    client = es_client.connect(settings.es)
+    one, got = timed(lambda: scan.scan_surprise(client, settings, metrics, ends))
+
+    def loop() -> list[WindowSurprise]:
+        with ThreadPoolExecutor(max_workers=2) as pool:  # as the pipeline runs it
+            return [
+                r for rs in pool.map(lambda t: compute_window_surprise(client, settings, metrics, t), ends) for r in rs
+            ]
+
+    per_window, want = timed(loop)
+    same = _same(got, want)
+    report(
+        "backfill: per-window loop / one-scan",
+        per_window,
+        one,
+        f"{len(ends)} windows, {docs} docs, {series} series, equal: {same}",
+    )
+
+
+def _same(got: Sequence[WindowSurprise], want: Sequence[WindowSurprise]) -> bool:
+    if [(r.metric, r.window_end, r.series_count) for r in got] != [
+        (r.metric, r.window_end, r.series_count) for r in want
+    ]:
+        return False
+    for g, w in zip(got, want, strict=True):
+        for p, v in w.percentiles.items():
+            if (v is None) != (g.percentiles[p] is None) or (
+                v is not None and not math.isclose(g.percentiles[p] or 0.0, v, rel_tol=1e-9)
+            ):
+                return False
+        if [t.series for t in g.top_series] != [t.series for t in w.top_series]:
+            return False
+    return True
+
+
+def bench_hourly(url: str, settings: Settings, metrics: list[str], ends: list[datetime], series: int) -> None:
+    client = es_client.connect(settings.es)
+    index = settings.source.index
+    atlas_t = bare_t = peer_t = 0.0
+    equal = True
+    for end in ends:
+        a, got = timed(compute_window_surprise, client, settings, metrics, end)
+        body = bare_body(settings, metrics, end)
+        b, _ = timed(functools.partial(es_client.search, filter_path="took"), client, index, body)
+        c, numbers = timed(
+            lambda b, t: peer_window(settings, es_client.search(client, index, b), metrics, t), body, end
+        )
+        mine = [r.percentiles[float(p)] for r in got for p in settings.surprise.percentiles]
+        equal = (
+            equal
+            and len(mine) == len(numbers)
+            and all(math.isclose(x or 0.0, y, rel_tol=1e-9) for x, y in zip(mine, numbers, strict=True))
+        )
+        atlas_t, bare_t, peer_t = atlas_t + a, bare_t + b, peer_t + c
+    detail = f"{len(ends)} hourly runs, {len(metrics)} metrics x {series} series"
+    report("hourly run: atlas / bare aggregation (goal <= 1.25)", atlas_t, bare_t, detail)
+    report(
+        "hourly run: client-side peer / atlas (goal >= 5)", peer_t, atlas_t, f"{detail}, peer equal to 1e-9: {equal}"
+    )
+    request = build_surprise_request(settings, metrics, ends[-1])
+    filtered = response_bytes(url, index, request.body, request.filter_path)
+    whole = response_bytes(url, index, request.body, None)
+    report("response bytes: filtered / unfiltered (goal <= 0.001)", filtered, whole, "one hourly run", unit="B")
+
+
+def bench_series(url: str, scale: Scale) -> None:
+    per_series: list[tuple[int, float]] = []
+    window = scale.series_window
+    buckets = int(pd.Timedelta(window) / pd.Timedelta("1h"))
+    hours = 2 * buckets
+    for n in scale.series_steps:
+        index = f"h1-bench-series-{n}"
+        settings = settings_for(url, index, **{"surprise.window": window, "surprise.baseline_window": buckets})
+        client = es_client.connect(settings.es)
+        if not es_client.index_exists(client, index):
+            spec = simulate.SimulationSpec(metrics=1, queries=n, nodes=1, hours=hours, scenario="none", start=START)
+            load.load_documents(
+                client, settings.source, index, simulate.simulate_documents(spec), extra_keywords=["node"]
+            )
+        end = START + timedelta(hours=hours)
+        seconds, got = timed(compute_window_surprise, client, settings, ["metric_0"], end)
+        assert got and got[0].series_count == n, (n, got)
+        per_series.append((n, seconds))
+        rows.append(
+            (
+                f"hourly run, {n} series x {hours} h",
+                "-",
+                f"{seconds:.3f} s",
+                f"{1e6 * seconds / n:.1f} us/series",
+                "1 metric",
+            )
+        )
+    biggest = scale.series_steps[-1]
+    overrides = {
+        "es.urls": [url],
+        "source.index": f"h1-bench-series-{biggest}",
+        "es.request_timeout": "30m",
+        "surprise.window": window,
+        "surprise.baseline_window": buckets,
+    }
+    code = "\n".join(
+        [
+            "from datetime import datetime, timedelta, timezone",
+            "from atlas import es_client",
+            "from atlas.settings import load_settings",
+            "from atlas.surprise import compute_window_surprise",
+            f"s = load_settings(None, {overrides!r})",
+            f"end = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(hours={hours})",
+            "print(compute_window_surprise(es_client.connect(s.es), s, ['metric_0'], end)[0].series_count)",
+        ]
+    )
+    measured = run_measured([sys.executable, "-c", code], ROOT, os.environ)
+    times = [t / n for n, t in per_series]
+    rows.append(
+        (
+            "series scaling: slowest / fastest time per series (goal <= 1.2)",
+            f"{max(times) / min(times):.2f}x",
+            "",
+            "",
+            f"peak RSS at {biggest} series: {measured.peak_mb:.0f} MB",
+        )
+    )
+
+
+def bench_ingest(url: str, settings: Settings, spec: simulate.SimulationSpec, work: Path) -> int:
+    client = es_client.connect(settings.es)
+    ndjson = work / "docs.ndjson"
+    docs = write_ndjson(simulate.simulate_documents(spec), ndjson)
+    atlas_s, _ = timed(
+        lambda: load.load_documents(
+            client, settings.source, settings.source.index, simulate.simulate_documents(spec), extra_keywords=["node"]
+        )
+    )
+    raw_index = settings.source.index + "-raw"
+    indices.ensure_source_index(client, raw_index, settings.source, ["node"])
+    raw_s = raw_bulk(url, raw_index, ndjson)
+    es_client.delete_index(client, raw_index)
+    report(
+        "ingest simulate: docs/s atlas / raw _bulk (goal >= 0.8)",
+        docs / atlas_s,
+        docs / raw_s,
+        f"{docs} docs",
+        unit="docs/s",
+    )
+    csv_path = work / "docs.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["timestamp", "metric", "series", "value"])
+        for doc in simulate.simulate_documents(spec):
+            writer.writerow([doc["@timestamp"], doc["metric"], f"{doc['query']}|{doc['node']}", repr(doc["value"])])
+    csv_index = settings.source.index + "-csv"
+
+    def import_csv() -> None:
+        with csv_file.check_csv_files([csv_path]) as checked:
+            load.import_samples(client, settings.source, csv_index, checked)
+
+    csv_s, _ = timed(import_csv)
+    samples_ndjson = work / "samples.ndjson"
+    with csv_file.check_csv_files([csv_path]) as checked:
+        write_ndjson(load.sample_documents(checked.samples(), settings.source), samples_ndjson)
+    indices.ensure_source_index(client, csv_index + "-raw", settings.source, ())
+    raw_csv_s = raw_bulk(url, csv_index + "-raw", samples_ndjson)
+    for name in (csv_index, csv_index + "-raw"):
+        es_client.delete_index(client, name)
+    report(
+        "ingest csv: docs/s atlas / raw _bulk (goal >= 0.8)",
+        docs / csv_s,
+        docs / raw_csv_s,
+        f"{docs} rows (check included)",
+        unit="docs/s",
+    )
+    return docs
+
+
+def bench_cluster(
+    port: int,
+    settings: Settings,
+    spec: simulate.SimulationSpec,
+    metrics: list[str],
+    ends: list[datetime],
+    single_s: float,
+    want: list[WindowSurprise],
+) -> None:
+    data = Path(tempfile.mkdtemp(prefix="h1-bench-3n-", dir="/tmp"))
+    data.chmod(0o755)
+    try:
+        status, _ = start_cluster(data_dir=data, dist_dir=default_home() / "dist", nodes=3, port=port, heap="512m")
+        three = settings_for(status.url, settings.source.index)
+        client = es_client.connect(three.es)
+        body = {
+            "settings": {"number_of_shards": 3, "number_of_replicas": 1},
+            "mappings": indices.source_mapping(three.source, ["node"]),
+        }
+        es_client.create_index(client, three.source.index, body)
+        client.raw.cluster.health(wait_for_status="green", timeout="120s")
+        load.load_documents(
+            client, three.source, three.source.index, simulate.simulate_documents(spec), extra_keywords=["node"]
+        )
+        seconds, got = timed(lambda: scan.scan_surprise(client, three, metrics, ends))
+        report(
+            "3 nodes (3 shards, 1 replica) / 1 node, one-scan backfill",
+            seconds,
+            single_s,
+            f"same results: {_same(got, want)}",
+        )
+    finally:
+        stop_cluster(data)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:9250")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--cluster-port", type=int, default=9403)
+    parser.add_argument("--skip-cluster", action="store_true")
+    args = parser.parse_args()
+    scale = SCALES[args.scale]
+    spec = simulate.SimulationSpec(
+        metrics=scale.metrics, queries=scale.queries, nodes=scale.nodes, hours=scale.hours, start=START
+    )
+    index = f"h1-bench-{args.scale}"
+    settings = settings_for(args.url, index)
+    client = es_client.connect(settings.es)
+    if es_client.index_exists(client, index):
+        es_client.delete_index(client, index)
+    metrics = [simulate.metric_name(m) for m in range(scale.metrics)]
+    first = START + settings.surprise.window + settings.surprise.baseline_window * settings.surprise.interval
+    ends = [
+        first + timedelta(hours=h)
+        for h in range(int((START + timedelta(hours=scale.hours) - first) / timedelta(hours=1)) + 1)
+    ]
+    with tempfile.TemporaryDirectory(prefix="h1-bench-") as work:
+        docs = bench_ingest(args.url, settings, spec, Path(work))
+    one, want = timed(lambda: scan.scan_surprise(client, settings, metrics, ends))
+    bench_backfill(settings, metrics, ends, docs, scale.metrics * scale.queries)
+    bench_hourly(args.url, settings, metrics, ends[-scale.run_windows :], scale.queries)
+    bench_series(args.url, scale)
+    if not args.skip_cluster:
+        bench_cluster(args.cluster_port, settings, spec, metrics, ends, one, want)
+    print(f"\n`python bench/performance.py --scale {args.scale}` on {os.cpu_count()} cores, Elasticsearch 7.10.2\n")
+    print("| measure | ratio | a | b | what |\n| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
