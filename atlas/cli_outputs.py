@@ -107,9 +107,16 @@ def kibana_import(obj: CliContext, path: Path, kibana_url: str | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"), show_default=True)
 @click.option("--png", type=click.Path(path_type=Path, dir_okay=False), help="also a screenshot (needs chromium)")
 @click.option("--truth", type=click.Path(path_type=Path, dir_okay=False), help="labelled intervals to shade")
+@click.option("--group-by", "group_by", help="group events by this series field [default: grouping.field]")
 @click.pass_obj
 def report_command(
-    obj: CliContext, start: str | None, end: str | None, out: Path, png: Path | None, truth: Path | None
+    obj: CliContext,
+    start: str | None,
+    end: str | None,
+    out: Path,
+    png: Path | None,
+    truth: Path | None,
+    group_by: str | None,
 ) -> None:
     """Write a self-contained HTML (and PNG) report of surprise, thresholds and anomalies."""
     settings = obj.settings()
@@ -120,6 +127,6 @@ def report_command(
     for path, option in ((out, "--out"), *(((png, "--png"),) if png else ())):
         output_path(path, option)
     known = evaluate.read_truth(truth) if truth else []
-    data = pipeline.report_data(settings, es_client.connect(settings.es), first, last, known)
+    data = pipeline.report_data(settings, es_client.connect(settings.es), first, last, known, group_by)
     report.write_report(data, out, png)
     click.echo(str(out) + (f"\n{png}" if png else ""))

@@ -47,11 +47,12 @@ def field_shares(influencers: Sequence[Influencer], field: str, series_fields: S
 
 
 def format_influencers(influencers: Sequence[Influencer], limit: int = 3) -> str:
-    """`query_3 40%, query_7 22%; node=node_0 100%`: the first `limit` series, then each field's first values."""
+    """`query_3 40%, query_7 22%; node=node_0 100%`: the first `limit` series, then each field's first values;
+    shares under 0.5% (written 0%) are left out."""
     parts: list[str] = []
-    fields = list(dict.fromkeys(i.field for i in influencers))
-    for field in fields:
-        chosen = [i for i in influencers if i.field == field][:limit]
+    shown = [i for i in influencers if round(100 * i.share) > 0]
+    for field in dict.fromkeys(i.field for i in shown):
+        chosen = [i for i in shown if i.field == field][:limit]
         prefix = "" if field == SERIES else f"{field}="
         parts.append(", ".join(f"{prefix}{i.value} {round(100 * i.share)}%" for i in chosen))
     return "; ".join(parts)

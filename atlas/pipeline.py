@@ -271,7 +271,12 @@ def _aligned_range(first: datetime, last: datetime, step: timedelta) -> list[dat
 
 
 def report_data(
-    settings: Settings, client: EsClient, start: datetime, end: datetime, truth: Sequence[TruthInterval] = ()
+    settings: Settings,
+    client: EsClient,
+    start: datetime,
+    end: datetime,
+    truth: Sequence[TruthInterval] = (),
+    group_by: str | None = None,
 ) -> report.ReportData:
     """The stored percentile series of window ends in [start, end] (UTC), scored by the threshold stage, with the
     stored anomalies and their events, ready for the report."""
@@ -287,5 +292,5 @@ def report_data(
     )
     found = results.read_anomalies(client, settings, start, end)
     events = tuple(group_events(found, step))
-    groups = tuple(grouped_events(settings, events, found))
+    groups = tuple(grouped_events(settings, events, found, group_by))
     return report.ReportData(settings.results.job, now_utc(), charts, events, tuple(found), tuple(truth), groups, step)

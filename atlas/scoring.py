@@ -17,8 +17,8 @@ def anomaly_score(value: float, mean: float, std: float) -> int:
     With z = (value - mean) / std, Cantelli's one-sided inequality bounds the probability of a value at least z
     standard deviations above the mean by 1 / (1 + z^2), whatever the distribution. The score is 25 points per
     factor of 10 in that bound: 25 * log10(1 + z^2), rounded half up and capped at 100. So 25 is "at most 1 in
-    10" (z = 3, the default threshold), 50 "1 in 100" (z ~ 10), 75 "1 in 1000" (z ~ 31.6), 100 "1 in 10000"
-    (z ~ 100). A point at or below the mean scores 0; above a flat history (std 0) it scores 100.
+    10" (z = 3), 50 "1 in 100" (z ~ 10), 75 "1 in 1000" (z ~ 31.6), 100 "1 in 10000" (z ~ 100). A point at or below
+    the mean scores 0; above a flat history (std 0) it scores 100.
     """
     if value <= mean:
         return 0

@@ -111,7 +111,7 @@ class GroupingSettings:
     field: str | None = setting(
         None, "series field whose values group events (e.g. node); null: group all metrics at overlapping hours"
     )
-    min_share: float = setting(0.25, "share of an event's influence a field value needs for the event to join it")
+    min_share: float = setting(0.5, "share of an event's influence a field value needs for the event to join it")
     score_levels: tuple[float, ...] = setting([50.0, 75.0], "peak scores that each raise criticality one step")
     metric_levels: tuple[int, ...] = setting([2, 3], "metric counts that each raise criticality one step")
     min_durations: tuple[timedelta, ...] = setting(

@@ -71,12 +71,16 @@ def timed(action: Callable[..., Any], *args: Any) -> tuple[float, Any]:
 
 
 def report(name: str, a: float, b: float, detail: str, unit: str = "s") -> None:
-    rows.append((name, f"{a / b:.2f}x" if b else "-", f"{a:.3f} {unit}", f"{b:.3f} {unit}", detail))
+    rows.append((name, f"{a / b:.3g}x" if b else "-", f"{a:.3f} {unit}", f"{b:.3f} {unit}", detail))
     print(f"{name}: {a:.3f} / {b:.3f} = {a / b if b else math.nan:.2f}  ({detail})", file=sys.stderr, flush=True)
 
 
 def settings_for(url: str, index: str, **extra: Any) -> Settings:
-    return load_settings(None, {"es.urls": [url], "source.index": index, "es.request_timeout": "30m", **extra})
+    """The blog's surprise (mode max, no normalization), which the client-side peer computes too."""
+    pinned = {"surprise.mode": "max", "surprise.normalization": "none", "surprise.percentiles": [90]}
+    return load_settings(
+        None, {"es.urls": [url], "source.index": index, "es.request_timeout": "30m", **pinned, **extra}
+    )
 
 
 def raw_bulk(url: str, index: str, ndjson: Path, chunk: int = 2000) -> float:

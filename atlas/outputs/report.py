@@ -91,9 +91,10 @@ def page_height(data: ReportData) -> int:
     metrics = len({c.metric for c in data.charts})
     row = strips.ROW_HEIGHT + strips.ROW_GAP
     detailed = sorted(data.groups, key=lambda g: (-SEVERITIES.index(g.criticality), g.start))[:MAX_DETAILS]
-    details = sum(130 + len(g.members) * (row + 48) for g in detailed)
-    tables = 120 + 40 * len(data.groups) + 30 * len(data.events) + sum(22 * len(g.members) for g in data.groups)
-    return 200 + metrics * row + 60 + details + 290 * len(data.charts) + tables
+    details = sum(100 + len(g.members) * (row + 40) for g in detailed)
+    tables = 150 + 28 * len(data.groups) + 38 * len(data.events)
+    charts = sum(300 if any(p.value is not None for p in c.points) else 70 for c in data.charts)
+    return 260 + metrics * row + details + charts + tables
 
 
 def write_report(data: ReportData, out: Path, png: Path | None = None) -> None:
@@ -138,10 +139,10 @@ def _group_detail(group: GroupedEvent, present: strips.Present, step: timedelta)
         f" {format_instant(group.start)} to {format_instant(group.end)} ({hours}) &middot; score {group.score}</h3>"
     )
     cells = "".join(
-        f"<tr><td>{_e(m.event.metric)} p{m.event.percentile:g}</td><td>{_e(row.note)}</td>"
+        f"<tr><td>{_e(m.event.metric)} p{m.event.percentile:g}</td><td>{_e(note)}</td>"
         f"<td class='{m.event.severity}'>{m.event.severity}</td>{_peak_cells(m)}"
         f"<td>{_e(format_influencers(m.influencers))}</td></tr>"
-        for m, row in zip(group.members, rows, strict=True)
+        for m, note in zip(group.members, strips.turned_notes(group), strict=True)
     )
     table = (
         "<table><tr><th>metric</th><th>turned</th><th>severity</th><th>score</th><th>actual</th><th>typical</th>"
@@ -158,8 +159,8 @@ def _peak_cells(member: GroupMember) -> str:
 
 def _svg(chart: ReportChart, truth: Sequence[TruthInterval], anomalies: Sequence[Anomaly]) -> str:
     points = chart.points
-    if not points:
-        return "<p>no windows</p>"
+    if not any(p.value is not None for p in points):
+        return "<p class='note'>no value in this range (see surprise.min_tail_series for high percentiles)</p>"
     t0, t1 = points[0].window_end.timestamp(), points[-1].window_end.timestamp()
     top = max([p.value or 0.0 for p in points] + [p.threshold or 0.0 for p in points] + [1e-9])
 
@@ -227,7 +228,8 @@ def _legend(with_truth: bool) -> str:
     items = [f"<span style='background:{strips.STRIP_COLOURS['normal']}'>normal</span>"]
     items += [f"<span style='background:{c}'>{name}</span>" for name, c in SEVERITY_COLOURS.items()]
     items.append(f"<span style='background:{strips.STRIP_COLOURS['missing']}'>no data</span>")
-    items.append("<span class='key-band'>band: typical .. threshold</span><span class='key-score'>87</span> score")
+    items.append("<span class='key-band'>band: typical .. threshold</span>")
+    items.append("<span class='key-score'>87</span>: score of an event's peak")
     if with_truth:
         items.append("<span class='key-truth'>known disruption</span>")
     return "<p class='legend'>" + " ".join(items) + "</p>"
@@ -288,5 +290,5 @@ _CSS = (
     "table{border-collapse:collapse;font-size:12px;margin:4px 0 8px}td,th{border:1px solid #ccc;padding:3px 6px}"
     "td.high{color:#d62828}td.medium{color:#f08a24}td.low{color:#b08800}.crit{color:#fff;padding:1px 6px}"
     ".crit.high{background:#d62828}.crit.medium{background:#f08a24}.crit.low{background:#b08800}"
-    "p.note{color:#555;font-size:12px;margin:2px 0}"
+    "p.note{color:#555;font-size:12px;margin:2px 0}td:nth-child(3),td:nth-child(4){white-space:nowrap}"
 )

@@ -44,19 +44,31 @@ def overview_rows(ends: Sequence[datetime], present: Present, anomalies: Sequenc
 def group_strip_rows(
     group: GroupedEvent, present: Present, step: timedelta, margin: int = 3
 ) -> tuple[list[datetime], list[StripRow]]:
-    """The window ends from `margin` steps before the group to `margin` after, and one row per member (metric and
-    percentile) in the order they turned, noting how long after the first each turned."""
+    """The window ends from `margin` steps before the group to `margin` after, and one row per metric and
+    percentile of its members (two events of one metric share a row) in the order they turned, noting how long
+    after the first each turned."""
     count = (group.end - group.start) // step + 1 + 2 * margin
     ends = [group.start - margin * step + k * step for k in range(count)]
-    first = group.members[0].anomalies[0].window_end
-    rows = []
-    for k, member in enumerate(group.members):
-        e = member.event
-        severities = {a.window_end: a.severity for a in member.anomalies}
-        seen = present.get((e.metric, e.percentile), set()) | set(severities)
-        note = "first" if k == 0 else f"+{format_duration(member.anomalies[0].window_end - first)}"
-        rows.append(_row(f"{e.metric} p{e.percentile:g}", ends, seen, severities, note))
+    severities: dict[tuple[str, float], dict[datetime, Severity]] = {}
+    notes: dict[tuple[str, float], str] = {}
+    for member, note in zip(group.members, turned_notes(group), strict=True):
+        key = (member.event.metric, member.event.percentile)
+        notes.setdefault(key, note)
+        severities.setdefault(key, {}).update({a.window_end: a.severity for a in member.anomalies})
+    rows = [
+        _row(f"{metric} p{p:g}", ends, present.get((metric, p), set()) | set(found), found, notes[(metric, p)])
+        for (metric, p), found in severities.items()
+    ]
     return ends, rows
+
+
+def turned_notes(group: GroupedEvent) -> list[str]:
+    """For each member, in order: `first`, or how long after the first member it turned (`+2h`)."""
+    first = group.members[0].anomalies[0].window_end
+    return [
+        "first" if k == 0 else f"+{format_duration(m.anomalies[0].window_end - first)}"
+        for k, m in enumerate(group.members)
+    ]
 
 
 def render_strips(ends: Sequence[datetime], rows: Sequence[StripRow], width: int, outline_first: bool) -> str:

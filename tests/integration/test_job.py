@@ -192,22 +192,26 @@ def test_anomalies_command_lists_events_as_table_json_and_csv(
     as_json = runner.invoke(cli, ["--config", str(config), "anomalies", *window, "--format", "json"])
     rows = json.loads(as_json.stdout)
     assert as_json.exit_code == 0 and rows, as_json.stderr
-    assert set(rows[0]) == {"start", "end", "metric", "percentile", "points", "severity", "peak_value", "top_series"}
+    columns = ["start", "end", "metric", "percentile", "points", "severity", "score", "actual", "typical"]
+    columns += ["threshold", "influencers"]
+    assert set(rows[0]) == set(columns) and 0 <= rows[0]["score"] <= 100 and rows[0]["actual"] > rows[0]["threshold"]
+    assert rows[0]["influencers"] and {i["field"] for i in rows[0]["influencers"]} == {"series"}
     as_csv = runner.invoke(cli, ["--config", str(config), "anomalies", *window, "--format", "csv"]).stdout.splitlines()
-    assert as_csv[0] == "start,end,metric,percentile,points,severity,peak_value,top_series"
+    assert as_csv[0] == ",".join(columns)
     assert len(as_csv) == len(rows) + 1
     table = runner.invoke(cli, ["--config", str(config), "anomalies", *window]).stdout.splitlines()
-    assert table[0].split() == [
-        "start",
-        "end",
-        "metric",
-        "percentile",
-        "points",
-        "severity",
-        "peak_value",
-        "top_series",
-    ]
+    assert table[0].split() == columns
     assert len(table) == len(rows) + 1
+    grouped = runner.invoke(cli, ["--config", str(config), "anomalies", *window, "--grouped", "--format", "json"])
+    groups = json.loads(grouped.stdout)
+    assert (
+        grouped.exit_code == 0
+        and groups
+        and set(groups[0]) == {"start", "end", "group", "criticality", "score", "metrics", "influencers"}
+    )
+    assert sum(len(g["metrics"]) for g in groups) >= len({(r["metric"], r["percentile"], r["start"]) for r in rows})
+    bad = runner.invoke(cli, ["--config", str(config), "anomalies", *window, "--group-by", "node"])
+    assert bad.exit_code == 2 and "--group-by: 'node' is not one of source.series_fields" in bad.stderr
 
 
 def test_dry_run_writes_nothing_and_evaluate_scores_the_stored_anomalies(
@@ -229,7 +233,7 @@ def test_dry_run_writes_nothing_and_evaluate_scores_the_stored_anomalies(
     result = CliRunner().invoke(cli, ["--config", str(config), "evaluate", "--truth", str(truth), "--format", "json"])
     assert result.exit_code == 0, result.stderr
     scores = json.loads(result.stdout)
-    assert set(scores) == {"all", "high"}
+    assert set(scores) == {"all", "high", "grouped", "grouped_medium", "grouped_high"}
     line = scores["all"]
     assert line["events_found"] + line["events_missed"] == 2  # one interval, labelling both metrics
     assert line["tp"] + line["fn"] >= 1 and 0.0 <= line["f1"] <= 1.0

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 START = datetime(2024, 4, 1, tzinfo=UTC)
 SPIKE = 100
+SUBJECT = "[atlas] cpu: 1 metric disrupted (medium)"  # one grouped event: one metric, score 75 or more
 
 
 def documents() -> Iterator[dict[str, object]]:
@@ -67,9 +68,9 @@ def test_run_sends_each_new_event_once(
         assert [e.metric for e in first.events] == ["cpu"]
         assert [(d.channel, d.sent) for d in first.deliveries] == [("slack", slack_status == 200), ("email", True)]
         assert len(slack.requests) == 1 and len(mail.messages) == 1
-        assert mail.messages[0]["Subject"] == "[atlas] cpu: 1 anomaly event (high)"
+        assert mail.messages[0]["Subject"] == SUBJECT
         if slack_status == 200:
-            assert json_bodies(slack)[0]["text"].startswith("*[atlas] cpu: 1 anomaly event (high)*\natlas job default")
+            assert json_bodies(slack)[0]["text"].startswith(f"*{SUBJECT}*\natlas job default: cpu disrupted from")
         else:
             assert first.deliveries[0].reason == "Slack webhook answered HTTP 500"
         state = es.get(index=f"{index_name}-state", id="default")["_source"]
@@ -104,7 +105,7 @@ def test_an_event_no_channel_took_is_sent_by_the_next_run(
         third = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=40))
     assert second.events == () or all(e.event_id != first.events[0].event_id for e in second.events)
     assert [(d.channel, d.sent) for d in second.deliveries] == [("slack", True)] and third.deliveries == ()
-    assert len(up.requests) == 1 and json_bodies(up)[0]["text"].startswith("*[atlas] cpu: 1 anomaly event (high)*")
+    assert len(up.requests) == 1 and json_bodies(up)[0]["text"].startswith(f"*{SUBJECT}*")
     state = es.get(index=f"{index_name}-state", id="default")["_source"]
     assert state["pending_events"] == [] and [e.split("|", 1)[1] for e in state["notified_events"]] == [
         first.events[0].event_id

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -16,8 +18,10 @@ from click.testing import CliRunner
 from atlas import es_client
 from atlas.cli import cli
 from atlas.embedded import NodeOptions
+from atlas.outputs.notify import point_phrase
 from atlas.outputs.watch import execute_dry_run, execute_in_watcher
 from atlas.settings import load_settings
+from atlas.threshold import select_anomalies
 from tests.es_nodes import running_node
 from tests.local_servers import Recorded, http_server, smtp_server
 from tests.surprise_series import (
@@ -32,6 +36,7 @@ from tests.surprise_series import (
 pytestmark = pytest.mark.integration
 
 PORT = 9292
+HOUR = timedelta(hours=1)
 SLACK_PATH = "/services/T0/B0/atlas-test"
 
 
@@ -89,6 +94,11 @@ def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
     values = sample_series()
     index_series(client, f"{prefix}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
+    found = {
+        (a.metric, a.percentile, a.window_end): a
+        for (metric, p), raw in values.items()
+        for a in select_anomalies(metric, p, pd.Series(raw, index=window_ends()), settings.threshold, HOUR)
+    }
 
     installed = CliRunner().invoke(cli, ["--config", str(config), "watch", "install"])
     assert installed.exit_code == 0, installed.output
@@ -107,6 +117,8 @@ def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
             assert run.action_status == {"slack": "success", "email": "success"}, t
             for metric, p in expected[t]:
                 assert f"metric {metric}:" in run.actions["slack"] and f"p{p:g} " in run.actions["slack"]
+                # each point in the words and numbers the built-in alerts use (atlas/outputs/notify.py)
+                assert f"  {point_phrase(found[(metric, p, t)])}, severity " in run.actions["slack"], t
             # atlas's own evaluation of the same watch (for clusters without Watcher) renders the same text, but
             # for the last newline, which Watcher's Mustache drops after a line of closing tags
             own = execute_dry_run(client, settings, t).actions["slack"]

@@ -10,7 +10,7 @@ import pytest
 
 from atlas.errors import DataError
 from atlas.evaluate import evaluate, evaluation_json, format_evaluation, read_truth
-from atlas.records import Anomaly, Severity, TruthInterval
+from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, GroupMember, Severity, TruthInterval
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -109,3 +109,32 @@ def test_read_truth_bad_rows_name_file_and_line(tmp_path: Path, text: str, messa
     path.write_text(text)
     with pytest.raises(DataError, match=message):
         read_truth(path)
+
+
+def grouped_event(first: int, last: int, metrics: tuple[str, ...], crit: Severity) -> GroupedEvent:
+    """A grouped event spanning window ends first..last; its members only need to exist."""
+    members = tuple(
+        GroupMember(AnomalyEvent(m, 90.0, at(first), at(last), 1, 1.0, "high", f"{m}{first}"), (), ()) for m in metrics
+    )
+    return GroupedEvent(f"g{first}", None, None, at(first), at(last), crit, members)
+
+
+def test_grouped_lines_score_grouped_events_on_one_timeline_by_criticality() -> None:
+    steps = {"m": STEPS["m"], "n": STEPS["m"]}
+    truth = [label(4, 7, "n")]  # labels 5..8 of n: on the shared timeline, steps 5..8
+    groups = [
+        grouped_event(5, 9, ("m", "n"), "high"),  # overlap 4 -> 5 points credited (min(5, 6))
+        grouped_event(6, 7, ("m",), "low"),  # at the same hours: counted once, not twice
+        grouped_event(15, 15, ("n",), "medium"),  # a false event
+    ]
+    scores = evaluation_json(evaluate(truth, [], steps, H, groups))
+    assert set(scores) == {"all", "high", "grouped", "grouped_medium", "grouped_high"}
+    pick = ("tp", "fp", "fn", "events_found", "false_events")
+    assert [scores["grouped"][k] for k in pick] == [5, 1, 0, 1, 1]
+    assert [scores["grouped_high"][k] for k in pick] == [5, 0, 0, 1, 0]
+    assert [scores["all"][k] for k in ("tp", "fn")] == [0, 4]  # no anomalies stored: the per-metric lines miss it
+    assert "grouped_medium adjusted" in format_evaluation(evaluate(truth, [], steps, H, groups))
+
+
+def test_without_groups_there_are_only_the_two_lines() -> None:
+    assert set(evaluation_json(evaluate([label(4, 7)], detect(5), STEPS, H))) == {"all", "high"}

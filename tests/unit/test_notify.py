@@ -75,7 +75,7 @@ def test_a_node_field_sends_one_message_per_node() -> None:
     }
     a, b = event("cpu", 90.0, T, 2), event("mem", 90.0, T + H, 1)
     anomalies = [*points_of(a, on["n1"]), *points_of(b, on["n1"] + on["n2"])]
-    groups = group_events([a, b], anomalies, ["node", "query"], GroupingSettings(field="node"), H)
+    groups = group_events([a, b], anomalies, ["node", "query"], GroupingSettings(field="node", min_share=0.3), H)
     notes = build_notifications(groups, "default")
     assert [n.subject for n in notes] == [
         "[atlas] node=n1: 2 metrics disrupted (high)",

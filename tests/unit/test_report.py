@@ -11,7 +11,7 @@ from pathlib import Path
 
 from atlas.grouping import group_events
 from atlas.outputs.report import SEVERITY_COLOURS, ReportChart, ReportData, render_report, write_report
-from atlas.outputs.strips import STRIP_COLOURS
+from atlas.outputs.strips import STRIP_COLOURS, group_strip_rows, turned_notes
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval
 from atlas.settings import GroupingSettings
 from atlas.threshold import ThresholdPoint
@@ -28,14 +28,14 @@ def chart(metric: str, hours: int, anomalies: dict[int, str]) -> ReportChart:
         points.append(
             ThresholdPoint(
                 T0 + timedelta(hours=h),
-                value,
+                None if h == 40 else value,
                 12.0 if full else None,
                 1.0 if full else None,
                 15.0 if full else None,
                 h in anomalies,
                 30.0 if h in anomalies else None,
-                anomalies.get(h),
-            )  # type: ignore[arg-type]
+                anomalies.get(h),  # type: ignore[arg-type]
+            )
         )
     return ReportChart(metric, 90.0, tuple(points))
 
@@ -98,10 +98,10 @@ def test_strips_are_coloured_by_severity_and_aligned() -> None:
 
 def test_grouped_event_lists_its_metrics_in_the_order_they_turned() -> None:
     page = render_report(data())
-    detail = page[page.index("<span class='crit high'>") :]
+    detail = page[page.index("<span class='crit high'>") :].split("<div class='group'>")[0]
     assert detail.index("cpu p90 <tspan class='note'>first</tspan>") < detail.index("mem p90 <tspan class='note'>+1h")
     assert detail.count("<rect class='first'") == 2
-    assert "<td>cpu p90 (80), mem p90 (90, +1h)</td>" in page
+    assert "<td>cpu p90 (80), mem p90 (84, +1h)</td>" in page
 
 
 def test_truth_spans_only_with_truth_and_names_are_escaped() -> None:
@@ -167,3 +167,24 @@ def test_chromium_renders_a_report_that_is_not_blank(tmp_path: Path) -> None:
     for hex_colour in [*SEVERITY_COLOURS.values(), STRIP_COLOURS["normal"]]:
         rgb = bytes.fromhex(hex_colour[1:])
         assert any(rgb in row for row in rows), hex_colour
+
+
+def test_two_events_of_one_metric_in_a_group_share_one_strip() -> None:
+    events = (
+        AnomalyEvent("cpu", 90.0, T0 + 30 * H, T0 + 31 * H, 2, 52.0, "high", "c1"),
+        AnomalyEvent("mem", 90.0, T0 + 31 * H, T0 + 33 * H, 3, 60.0, "high", "m1"),
+        AnomalyEvent("cpu", 90.0, T0 + 33 * H, T0 + 33 * H, 1, 52.0, "low", "c2"),
+    )
+    anomalies = (
+        anomaly("cpu", 30, 52.0, "high", "c1"),
+        anomaly("cpu", 31, 52.0, "high", "c1"),
+        *(anomaly("mem", h, 60.0, "high", "m1") for h in (31, 32, 33)),
+        anomaly("cpu", 33, 20.0, "low", "c2"),
+    )
+    (group,) = group_events(events, anomalies, ["query"], GroupingSettings(), H)
+    present = {("cpu", 90.0): {T0 + h * H for h in range(48)}, ("mem", 90.0): {T0 + h * H for h in range(48)}}
+    ends, rows = group_strip_rows(group, present, H, margin=1)
+    assert [(r.label, r.note) for r in rows] == [("cpu p90", "first"), ("mem p90", "+1h")]
+    assert [e.hour for e in ends] == [5, 6, 7, 8, 9, 10]  # hours 29..34 of 2024-01-02
+    assert rows[0].cells == ("normal", "high", "high", "normal", "low", "normal")
+    assert turned_notes(group) == ["first", "+1h", "+3h"]
