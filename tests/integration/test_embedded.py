@@ -25,6 +25,7 @@ from atlas.reference import reference_window
 from atlas.settings import load_settings
 from atlas.surprise import compute_window_surprise
 from tests.integration.test_surprise_parity import WINDOW_ENDS, datasets
+from tests.parity import assert_matches_reference
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +116,7 @@ def assert_surprise_matches_reference_on_spread_shards(url: str) -> None:
             want = reference_window(frame, settings.surprise, end)
             assert sorted(got) == sorted(want)
             for metric, expected in want.items():
-                assert dict(got[metric].percentiles) == pytest.approx(dict(expected.result.percentiles), rel=1e-9)
-                scores = {s.series: s.surprise for s in got[metric].top_series}
-                assert scores == pytest.approx(dict(expected.series_surprise), rel=1e-9, abs=1e-12)
+                assert_matches_reference(got[metric], expected, (metric, end))
 
 
 def test_three_nodes_form_one_cluster_and_spread_shards(data_dir: Path) -> None:

@@ -41,6 +41,8 @@ def write_config(tmp_path: Path, url: str, prefix: str) -> tuple[Path, Settings]
         "source": {"index": f"{prefix}-metrics"},
         "results": {"prefix": prefix},
         "surprise": {"percentiles": list(PERCENTILES)},
+        # the plain rule, on which the sample series flags points (the threshold stage is what is tested here)
+        "threshold": {"window": 6, "lookback": 6, "sigmas": 3.0, "levels": [3.0, 4.0, 5.0]},
     }
     path = tmp_path / "atlas.yml"
     path.write_text(yaml.safe_dump(config))

@@ -17,6 +17,7 @@ from atlas.ingest import load
 from atlas.reference import reference_window
 from atlas.settings import Settings, load_settings
 from atlas.surprise import compute_window_surprise
+from tests.parity import assert_matches_reference
 
 pytestmark = pytest.mark.integration
 
@@ -120,21 +121,7 @@ def test_elasticsearch_equals_reference(
         want = reference_window(frame, settings.surprise, end)
         assert sorted(got) == sorted(want), end
         for metric, expected in want.items():
-            actual = got[metric]
-            assert actual.series_count == expected.result.series_count, (metric, end)
-            assert [s.series for s in actual.top_series] == [s.series for s in expected.result.top_series], (
-                metric,
-                end,
-            )
-            assert {s.series: s.surprise for s in actual.top_series} == pytest.approx(
-                dict(expected.series_surprise), rel=1e-9, abs=1e-12
-            ), (metric, end)
-            assert actual.percentiles.keys() == expected.result.percentiles.keys()
-            for p, value in expected.result.percentiles.items():
-                if value is None:  # a tail thinner than surprise.min_tail_series: not reported on either side
-                    assert actual.percentiles[p] is None, (metric, end, p)
-                else:
-                    assert actual.percentiles[p] == pytest.approx(value, rel=1e-9), (metric, end, p)
+            assert_matches_reference(got[metric], expected, (metric, end))
             compared += 1
     # zscore leaves out "equal" (std 0 everywhere); every other metric is scored in every window
     assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization == "zscore"))

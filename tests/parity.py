@@ -1,0 +1,24 @@
+"""One window's result from Elasticsearch against reference.py's, to 1e-9: the comparison every parity test makes."""
+
+from __future__ import annotations
+
+import pytest
+
+from atlas.records import WindowSurprise
+from atlas.reference import ReferenceWindow
+
+
+def assert_matches_reference(actual: WindowSurprise, expected: ReferenceWindow, where: object) -> None:
+    """Series count, top series (order and surprise) and every percentile equal; a percentile the reference leaves
+    out (a tail thinner than surprise.min_tail_series) is left out by Elasticsearch's side too."""
+    assert actual.series_count == expected.result.series_count, where
+    assert [s.series for s in actual.top_series] == [s.series for s in expected.result.top_series], where
+    assert {s.series: s.surprise for s in actual.top_series} == pytest.approx(
+        dict(expected.series_surprise), rel=1e-9, abs=1e-12
+    ), where
+    assert actual.percentiles.keys() == expected.result.percentiles.keys(), where
+    for p, value in expected.result.percentiles.items():
+        if value is None:
+            assert actual.percentiles[p] is None, (where, p)
+        else:
+            assert actual.percentiles[p] == pytest.approx(value, rel=1e-9), (where, p)
