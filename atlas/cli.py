@@ -104,7 +104,7 @@ def setup(obj: CliContext) -> None:
 
 
 @cli.command("simulate")
-@click.option("--scenario", type=click.Choice(["blog", "none"]), default="blog", show_default=True)
+@click.option("--scenario", type=click.Choice(simulate.SCENARIOS), default="blog", show_default=True)
 @click.option("--metrics", default=5, show_default=True)
 @click.option("--queries", default=100, show_default=True)
 @click.option("--nodes", default=3, show_default=True)

@@ -38,14 +38,12 @@ class DemoResult:
 
 
 def demo_settings(es_url: str, config: Path | None) -> Settings:
-    """The user's settings (if any) pointed at the embedded node and the demo's own indices, as the blog runs it."""
+    """The user's settings (if any; else atlas's defaults) pointed at the embedded node and the demo's own indices."""
     overrides = {
         "es.urls": [es_url],
         "source.index": DEMO_INDEX,
         "source.series_fields": ["query"],
         "results.prefix": DEMO_PREFIX,
-        "surprise.percentiles": [90.0, 99.0],
-        "surprise.mode": "last",
     }
     return load_settings(config, overrides)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from atlas.clock import format_instant
+from atlas.clock import format_duration, format_instant
 from atlas.influencers import event_influencers, field_shares
 from atlas.records import SEVERITIES, Anomaly, AnomalyEvent, GroupedEvent, GroupMember, Severity
 from atlas.settings import GroupingSettings
@@ -75,6 +75,15 @@ def turned_first_order(members: Sequence[GroupMember]) -> list[GroupMember]:
         members,
         key=lambda m: (m.anomalies[0].window_end, -m.anomalies[0].score, m.event.metric, m.event.percentile),
     )
+
+
+def turned_notes(group: GroupedEvent) -> list[str]:
+    """For each member, in order: `first`, or how long after the first member it turned (`+2h`)."""
+    first = group.members[0].anomalies[0].window_end
+    return [
+        "first" if k == 0 else f"+{format_duration(m.anomalies[0].window_end - first)}"
+        for k, m in enumerate(group.members)
+    ]
 
 
 def _group_keys(member: GroupMember, field: str | None, series_fields: Sequence[str], min_share: float) -> list[str]:

@@ -81,6 +81,7 @@ def anomaly_mapping() -> dict[str, Any]:
             ("threshold", Double()),
             ("sigmas_above_mean", Double()),
             ("severity", Keyword()),
+            ("score", Integer()),
             ("top_series", _top_series()),
         ]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -181,21 +182,17 @@ def _process(
     if not ends:
         return RunResult((), 0, (), (), dry_run), lease
     metrics = resolve_metrics(client, settings)
-    scanned = scan.scanning_computer(client, settings, metrics, ends) if one_scan else None
     written = 0
     anomalies: dict[tuple[str, float, datetime], Anomaly] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
+        compute: scan.WindowComputer = (
+            scan.scanning_computer(client, settings, metrics, ends)
+            if one_scan
+            else functools.partial(_window_by_window, client, settings, metrics, pool)
+        )
         for start in range(0, len(ends), CHUNK):
             chunk = list(ends[start : start + CHUNK])
-            fresh = (
-                scanned(chunk)
-                if scanned is not None
-                else [
-                    r
-                    for rs in pool.map(lambda t: compute_window_surprise(client, settings, metrics, t), chunk)
-                    for r in rs
-                ]
-            )
+            fresh = compute(chunk)
             if not dry_run:
                 written += results.write_surprise(client, settings, fresh)
             found = threshold_windows(settings, client, metrics, chunk[0], chunk[-1], fresh if dry_run else ())
@@ -210,6 +207,15 @@ def _process(
     ordered = tuple(sorted(anomalies.values(), key=lambda a: (a.window_end, a.metric, a.percentile)))
     events = tuple(group_events(ordered, settings.surprise.step))
     return RunResult(tuple(ends), written, ordered, events, dry_run), lease
+
+
+def _window_by_window(
+    client: EsClient, settings: Settings, metrics: Sequence[str], pool: ThreadPoolExecutor, chunk: Sequence[datetime]
+) -> list[WindowSurprise]:
+    """One request per window of `chunk`, `pool`'s workers at a time; the series are counted once for the chunk."""
+    oversized = scan.oversized_metrics(client, settings, metrics, chunk)
+    found = pool.map(lambda t: compute_window_surprise(client, settings, metrics, t, oversized), chunk)
+    return [r for rs in found for r in rs]
 
 
 def threshold_windows(

@@ -256,12 +256,16 @@ def _subset_filters(source: SourceSettings, keys: Sequence[str]) -> list[dict[st
     return [{"terms": {source.series_fields[0]: list(keys)}}]
 
 
-def build_series_count_request(settings: Settings, metrics: Sequence[str], window_end: datetime) -> dict[str, Any]:
-    """How many series each metric has in the window ending at `window_end` and its warm-up (cardinality: exact
-    to 40,000, within a few percent above), to size requests before sending them."""
+def build_series_count_request(
+    settings: Settings, metrics: Sequence[str], first_end: datetime, last_end: datetime
+) -> dict[str, Any]:
+    """How many series each metric has in the windows ending from `first_end` to `last_end` (UTC) and their warm-up
+    (cardinality: exact to 40,000, within a few percent above), to size requests before sending them."""
     source = settings.source
-    window = window_range(settings.surprise, window_end)
-    span = {"gte": format_instant(window.fetch_start), "lt": format_instant(window.end)}
+    span = {
+        "gte": format_instant(window_range(settings.surprise, first_end).fetch_start),
+        "lt": format_instant(last_end),
+    }
     query = {"bool": {"filter": [{"range": {source.time_field: span}}, *_source_filters(source, metrics)]}}
     count = {"cardinality": {**_key_source(source), "precision_threshold": 40_000}}
     aggs = {f"m{i}": {"filter": _metric_filter(source, m), "aggs": {"n": count}} for i, m in enumerate(metrics)}

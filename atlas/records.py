@@ -67,10 +67,12 @@ class AnomalyEvent:
 
 
 def event_peaks(anomalies: Sequence[Anomaly]) -> dict[str, Anomaly]:
-    """Each event's peak point: its anomaly with the largest value (the first such in the given order)."""
+    """Each event's peak point: its most unlikely anomaly, the highest score, then the largest value (the first
+    such in the given order)."""
     peaks: dict[str, Anomaly] = {}
     for a in anomalies:
-        if a.event_id not in peaks or a.value > peaks[a.event_id].value:
+        best = peaks.get(a.event_id)
+        if best is None or (a.score, a.value) > (best.score, best.value):
             peaks[a.event_id] = a
     return peaks
 
@@ -154,7 +156,7 @@ class GroupedEvent:
         """`node=node_3`, or the metrics' names for a grouping across metrics."""
         if self.field is not None:
             return f"{self.field}={self.value}"
-        names = list(dict.fromkeys(m.event.metric for m in self.members))
+        names = self.metrics
         return ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
 
     @property

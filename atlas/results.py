@@ -60,6 +60,7 @@ def anomaly_document(job: str, anomaly: Anomaly) -> dict[str, Any]:
         "threshold": anomaly.threshold,
         "sigmas_above_mean": anomaly.sigmas_above_mean,
         "severity": anomaly.severity,
+        "score": anomaly.score,
         "top_series": _top_series_json(anomaly.top_series),
     }
 

@@ -39,7 +39,14 @@ _BLOG: tuple[tuple[Kind, int, int, tuple[int, ...] | int], ...] = (
     ("query", 272, 275, 12),
 )
 # Separate random streams, so that e.g. the number of hours never changes the per-tuple distributions.
-_STREAM_PARAMETERS, _STREAM_QUERIES, _STREAM_VALUES = 0, 1, 2
+_STREAM_PARAMETERS, _STREAM_QUERIES, _STREAM_VALUES, _STREAM_SHAPES = 0, 1, 2, 3
+Scenario = Literal["blog", "none", "seasonal", "level-shift", "scales"]
+SCENARIOS: tuple[Scenario, ...] = ("blog", "none", "seasonal", "level-shift", "scales")
+# What the production-like scenarios add to the blog's disruptions (docs/data.md):
+DAILY_AMPLITUDE, WEEKLY_AMPLITUDE = 0.5, 0.2  # seasonal: at most these fractions of each series' level
+SHIFT_METRIC, SHIFT_FACTOR, SHIFT_LABEL_HOURS = 2, 1.5, 24  # level-shift: metric_2 x1.5 from 70% of the hours on
+SCALE_RANGE = (0.01, 10_000.0)  # scales: each series' level, log-uniform
+BORN_SHARE, DEAD_SHARE = 0.2, 0.2  # scales: series starting at half the hours, and stopping at two thirds
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class SimulationSpec:
     hours: int = 600
     seed: int = 0
     distribution: Literal["normal", "lognormal"] = "normal"
-    scenario: Literal["blog", "none"] = "blog"
+    scenario: Scenario = "blog"
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -93,8 +100,8 @@ def validate_spec(spec: SimulationSpec) -> None:
         raise DataError(f"--seed must be >= 0, got {spec.seed}")
     if spec.distribution not in ("normal", "lognormal"):
         raise DataError(f"--distribution must be normal or lognormal, got {spec.distribution!r}")
-    if spec.scenario not in ("blog", "none"):
-        raise DataError(f"--scenario must be blog or none, got {spec.scenario!r}")
+    if spec.scenario not in SCENARIOS:
+        raise DataError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {spec.scenario!r}")
     if spec.start.tzinfo is None or spec.start.utcoffset() is None:
         raise DataError(f"--start must be timezone-aware, got {spec.start.isoformat()}")
 
@@ -103,7 +110,7 @@ def resolve_disruptions(spec: SimulationSpec) -> tuple[Disruption, ...]:
     """The scenario's disruptions at the spec's scale: members beyond it dropped, hours clipped to it."""
     validate_spec(spec)
     if spec.scenario == "none":
-        return ()
+        return ()  # every other scenario keeps the blog's disruptions
     resolved: list[Disruption] = []
     for index, (kind, first, last, members) in enumerate(_BLOG):
         if first >= spec.hours:
@@ -122,8 +129,62 @@ def resolve_disruptions(spec: SimulationSpec) -> tuple[Disruption, ...]:
 
 
 def count_documents(spec: SimulationSpec) -> int:
-    """How many documents `simulate_documents` yields: one per metric, query, node and hour."""
-    return spec.metrics * spec.queries * spec.nodes * spec.hours
+    """How many documents `simulate_documents` yields: one per metric, query, node and hour each query lives."""
+    alive = _Shapes.draw(spec).alive
+    return spec.metrics * spec.nodes * sum(int(alive(h).sum()) for h in range(spec.hours))
+
+
+@dataclass(frozen=True)
+class _Shapes:
+    """What a production-like scenario does to the blog's values: a factor per (metric, query) and hour, and which
+    queries exist in an hour."""
+
+    spec: SimulationSpec
+    level: FloatArray  # (metrics, queries): scales' per-series level
+    daily: FloatArray  # (metrics, queries, 2): seasonal amplitude and phase in hours, daily
+    weekly: FloatArray  # (metrics, queries, 2): the same, weekly
+    born: int
+    dead: int
+
+    @classmethod
+    def draw(cls, spec: SimulationSpec) -> _Shapes:
+        rng = np.random.default_rng([_STREAM_SHAPES, spec.seed])
+        shape = (spec.metrics, spec.queries)
+        low, high = (float(np.log(v / np.mean(REGULAR_MEAN))) for v in SCALE_RANGE)
+        level = np.exp(rng.uniform(low, high, shape))
+        daily = np.stack([rng.uniform(0, DAILY_AMPLITUDE, shape), rng.uniform(0, 24, shape)], axis=-1)
+        weekly = np.stack([rng.uniform(0, WEEKLY_AMPLITUDE, shape), rng.uniform(0, 168, shape)], axis=-1)
+        born = round(spec.queries * BORN_SHARE) if spec.scenario == "scales" else 0
+        dead = round(spec.queries * DEAD_SHARE) if spec.scenario == "scales" else 0
+        return cls(spec, level, daily, weekly, born, dead)
+
+    def alive(self, hour: int) -> BoolArray:
+        """Which queries have documents in `hour`."""
+        on = np.ones(self.spec.queries, dtype=bool)
+        on[: self.born] = hour >= self.spec.hours // 2
+        on[self.born : self.born + self.dead] = hour < self.spec.hours * 2 // 3
+        return on
+
+    def factor(self, hour: int) -> FloatArray:
+        """(metrics, queries) multipliers of every value in `hour`."""
+        scenario = self.spec.scenario
+        if scenario == "seasonal":
+            cycles = [
+                a[..., 0] * np.sin(2 * np.pi * (hour + a[..., 1]) / p)
+                for a, p in ((self.daily, 24), (self.weekly, 168))
+            ]
+            seasonal: FloatArray = 1.0 + cycles[0] + cycles[1]
+            return seasonal
+        factor = np.ones((self.spec.metrics, self.spec.queries))
+        if scenario == "scales":
+            factor = self.level
+        elif scenario == "level-shift" and hour >= self.shift_hour and self.spec.metrics > SHIFT_METRIC:
+            factor[SHIFT_METRIC] = SHIFT_FACTOR
+        return factor
+
+    @property
+    def shift_hour(self) -> int:
+        return self.spec.hours * 7 // 10
 
 
 @dataclass(frozen=True)
@@ -166,39 +227,60 @@ def _active_masks(
 def simulate_documents(spec: SimulationSpec) -> Iterator[dict[str, object]]:
     """Yield every source document, hour-major then metric, query, node; `@timestamp` is UTC with a `Z`."""
     validate_spec(spec)  # here, not in the generator, so a bad spec fails at the call
-    return _generate(spec, resolve_disruptions(spec), _draw_parameters(spec))
+    return _documents(spec)
 
 
-def _generate(
-    spec: SimulationSpec, disruptions: tuple[Disruption, ...], params: _Parameters
-) -> Iterator[dict[str, object]]:
+def simulate_values(spec: SimulationSpec) -> Iterator[tuple[int, int, FloatArray, BoolArray]]:
+    """(hour, metric number, values of shape (queries, nodes), which queries exist) in document order: the numbers
+    `simulate_documents` writes, for benchmarks that aggregate them without Elasticsearch."""
+    validate_spec(spec)
+    return _values(spec)
+
+
+def hourly_means(spec: SimulationSpec) -> FloatArray:
+    """(metrics, queries, hours): each series' hourly average over its nodes (NaN where the query has no
+    documents), which is what the per-series date_histogram's `avg` gives up to rounding."""
+    means = np.full((spec.metrics, spec.queries, spec.hours), np.nan)
+    for hour, m, values, alive in simulate_values(spec):
+        means[m, alive, hour] = values[alive].mean(axis=1)
+    return means
+
+
+def _values(spec: SimulationSpec) -> Iterator[tuple[int, int, FloatArray, BoolArray]]:
+    disruptions, params, shapes = resolve_disruptions(spec), _draw_parameters(spec), _Shapes.draw(spec)
     rng = np.random.default_rng([_STREAM_VALUES, spec.seed])
+    for hour in range(spec.hours):
+        metric_on, query_on, node_on = _active_masks(spec, disruptions, hour)
+        cell_on = query_on[:, None] | node_on[None, :]
+        factor, alive = shapes.factor(hour), shapes.alive(hour)
+        for m in range(spec.metrics):
+            z = rng.standard_normal((spec.queries, spec.nodes))
+            on = np.ones_like(cell_on) if metric_on[m] else cell_on
+            loc = np.where(on, params.disrupted_loc[m], params.regular_loc[m])
+            scale = np.where(on, params.disrupted_scale[m], params.regular_scale[m])
+            values = loc + scale * z
+            if spec.distribution == "lognormal":
+                values = np.exp(values)
+            yield hour, m, values * factor[m][:, None], alive
+
+
+def _documents(spec: SimulationSpec) -> Iterator[dict[str, object]]:
     metrics = [metric_name(m) for m in range(spec.metrics)]
     cells = [
         (query_name(q), node_name(n), f"{query_name(q)}|{node_name(n)}")
         for q in range(spec.queries)
         for n in range(spec.nodes)
     ]
-    is_lognormal = spec.distribution == "lognormal"
-    for hour in range(spec.hours):
+    for hour, m, values, alive in _values(spec):
         timestamp = format_instant(spec.start + timedelta(hours=hour))
-        suffix = f"|{hour}"
-        metric_on, query_on, node_on = _active_masks(spec, disruptions, hour)
-        cell_on = query_on[:, None] | node_on[None, :]
-        for m, metric in enumerate(metrics):
-            z = rng.standard_normal((spec.queries, spec.nodes))
-            on = np.ones_like(cell_on) if metric_on[m] else cell_on
-            loc = np.where(on, params.disrupted_loc[m], params.regular_loc[m])
-            scale = np.where(on, params.disrupted_scale[m], params.regular_scale[m])
-            values = loc + scale * z
-            if is_lognormal:
-                values = np.exp(values)
-            prefix = metric + "|"
-            for (query, node, key), value in zip(cells, values.ravel().tolist(), strict=True):
+        prefix, suffix = metrics[m] + "|", f"|{hour}"
+        exists = np.repeat(alive, spec.nodes)
+        for (query, node, key), value, kept in zip(cells, values.ravel().tolist(), exists, strict=True):
+            if kept:
                 yield {
                     "_id": prefix + key + suffix,
                     "@timestamp": timestamp,
-                    "metric": metric,
+                    "metric": metrics[m],
                     "query": query,
                     "node": node,
                     "value": value,
@@ -216,6 +298,11 @@ def truth_intervals(spec: SimulationSpec) -> list[TruthInterval]:
             intervals.extend(TruthInterval(start, end, metric_name(m)) for m in d.members)
         else:
             intervals.append(TruthInterval(start, end, None))
+    shapes = _Shapes.draw(spec)
+    if spec.scenario == "level-shift" and spec.metrics > SHIFT_METRIC:
+        # One event at the new normal's start: detections past the first day after it count as false.
+        start = (spec.start + timedelta(hours=shapes.shift_hour)).astimezone(UTC)
+        intervals.append(TruthInterval(start, start + timedelta(hours=SHIFT_LABEL_HOURS), metric_name(SHIFT_METRIC)))
     return intervals
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from atlas import es_client, scan
 from atlas.errors import DataError, EsQueryRejected
 from atlas.es_client import EsClient
-from atlas.queries import MAX_SERIES, SurpriseRequest, build_source_summary, build_surprise_request, source_query
+from atlas.queries import SurpriseRequest, build_source_summary, build_surprise_request, source_query
 from atlas.records import SeriesSurprise, WindowSurprise
 from atlas.settings import Settings, SurpriseSettings
 
@@ -48,21 +48,36 @@ def check_source_fields(client: EsClient, settings: Settings) -> None:
 
 
 def compute_window_surprise(
-    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
+    client: EsClient,
+    settings: Settings,
+    metrics: Sequence[str],
+    window_end: datetime,
+    oversized: Collection[str] | None = None,
 ) -> list[WindowSurprise]:
     """The surprise of every metric for the window ending at `window_end` (UTC); metrics without a scored series
-    are left out."""
-    oversized = scan.oversized_metrics(client, settings, metrics, window_end)
-    if oversized:
-        whole = [m for m in metrics if m not in oversized]
-        found = compute_window_surprise(client, settings, whole, window_end) if whole else []
-        parts = _partitioned(client, settings, [m for m in metrics if m in oversized], window_end)
-        return sorted([*found, *parts], key=lambda r: list(metrics).index(r.metric))
+    are left out. `oversized`: the metrics to compute in parts, as scan.oversized_metrics found them for windows
+    including this one (a run counts once for all its windows); counted here for this window when None."""
+    if oversized is None:
+        oversized = scan.oversized_metrics(client, settings, metrics, [window_end])
+    whole = [m for m in metrics if m not in oversized]
+    found = _whole_window(client, settings, whole, window_end) if whole else []
+    if len(whole) == len(metrics):
+        return found
+    parts = _partitioned(client, settings, [m for m in metrics if m in oversized], window_end)
+    order = {m: i for i, m in enumerate(metrics)}
+    return sorted([*found, *parts], key=lambda r: order[r.metric])
+
+
+def _whole_window(
+    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
+) -> list[WindowSurprise]:
+    """The metrics' surprise in one request; in parts after all when the cluster refuses it for its buckets or a
+    metric has more series than the request asks for."""
     request = build_surprise_request(settings, metrics, window_end)
     try:
         response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     except EsQueryRejected as exc:
-        if "too many buckets" not in str(exc).lower().replace("_", " "):
+        if not scan.is_too_many_buckets(exc):
             raise
         return _partitioned(client, settings, metrics, window_end)
     aggs = response.get("aggregations", {})
@@ -75,7 +90,7 @@ def _partitioned(
     client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
 ) -> list[WindowSurprise]:
     """Metrics whose series need more buckets than one request may hold (search.max_buckets) or more series than
-    MAX_SERIES: each metric's series in parts, the percentiles across them computed by atlas/scan.py."""
+    it asks for: each metric's series in parts, the percentiles across them computed by atlas/scan.py."""
     found = (scan.compute_partitioned_window(client, settings, metric, window_end) for metric in metrics)
     return [r for r in found if r is not None]
 
@@ -83,13 +98,12 @@ def _partitioned(
 def read_window_surprise(
     response: Mapping[str, Any], request: SurpriseRequest, surprise: SurpriseSettings
 ) -> list[WindowSurprise]:
-    """The WindowSurprise of each metric in a (filter_path-trimmed) surprise response, in the request's order."""
+    """The WindowSurprise of each metric in a (filter_path-trimmed) surprise response, in the request's order (one
+    that left series out, sum_other_doc_count, is computed in parts instead: _whole_window)."""
     aggs = response.get("aggregations", {})
     results = []
     for metric, key in request.metric_keys.items():
         agg = aggs.get(key, {})
-        if agg.get("series", {}).get("sum_other_doc_count", 0):
-            raise DataError(f"metric {metric} has more than {MAX_SERIES} series in one window; split it by a filter")
         count = int(agg.get("scored", {}).get("count", 0))
         if count == 0:
             continue

@@ -31,9 +31,10 @@ from atlas.ingest.csv_file import (
     MIN_YEAR,
     MetricSample,
     display_path,
+    open_input,
     parse_timestamp,
+    show_text,
 )
-from atlas.ingest.csv_file import _show as show_text  # one quoting rule for bad values in every import message
 from atlas.ingest.rrd_file import name_collectd, name_data_source
 
 LAYOUT = "<host>/<plugin>[-<instance>]/<type>[-<instance>]-YYYY-MM-DD"
@@ -90,10 +91,10 @@ class CollectdCheck:
         """The samples of every file, read again up to where the check stopped (lines collectd appended since then
         are left for the next import); DataError if a file was replaced or shrank in between."""
         for checked in self.files:  # before the first sample: a replaced file fails with nothing written
-            with _open(checked.path) as handle:
+            with open_input(checked.path) as handle:
                 _refuse_change(checked, handle)
         for checked in self.files:
-            with _open(checked.path) as handle:
+            with open_input(checked.path) as handle:
                 _refuse_change(checked, handle)
                 count = 0
                 for sample in _read_samples(handle, checked):
@@ -158,7 +159,7 @@ def _check_file(path: Path) -> CollectdFile:
     if not all(name.isprintable() for name in names):
         raise DataError(f"{display_path(path)}: a control character in the host, plugin or type name")
     prefix, series = names
-    with _open(path) as handle:
+    with open_input(path) as handle:
         sources = _read_header(handle, path)
         samples = 0
         whole = False
@@ -259,13 +260,6 @@ def _parse_value(path: Path, number: int, text: str) -> float:
     if value is None or "_" in text or text != text.strip():
         raise DataError(f"{display_path(path)}:{number}: value {show_text(text)} is not a number")
     return value
-
-
-def _open(path: Path) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise DataError(f"{display_path(path)}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _identity(handle: BinaryIO, length: int) -> tuple[int, int, str]:

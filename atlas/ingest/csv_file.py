@@ -156,7 +156,7 @@ def check_csv_files(paths: Sequence[Path], *, skip_bad: bool = False) -> CsvChec
 
 def _check_file(path: Path, skip_bad: bool, listed: list[str], cleanup: ExitStack) -> FileCheck:
     where = display_path(path)
-    with _open(path) as handle:
+    with open_input(path) as handle:
         identity = _stat_identity(os.fstat(handle.fileno()))
         # A pipe or device is copied while checked: the second pass needs the same bytes, and cannot reread them.
         spool = None if identity else cleanup.enter_context(tempfile.TemporaryFile(prefix="atlas-csv-"))  # noqa: SIM115
@@ -176,7 +176,7 @@ def _check_file(path: Path, skip_bad: bool, listed: list[str], cleanup: ExitStac
 def _reread(checked: FileCheck, skip_bad: bool) -> Iterator[MetricSample]:
     where = display_path(checked.path)
     rows = bad = 0
-    with _open(checked.path) if checked.spool is None else _rewound(checked.spool) as handle:
+    with open_input(checked.path) if checked.spool is None else _rewound(checked.spool) as handle:
         if checked.identity is not None:
             _refuse_change(checked, _stat_identity(os.fstat(handle.fileno())))
         for _, item in _read_rows(handle, where, None):
@@ -201,7 +201,8 @@ def _refuse_change(checked: FileCheck, identity: tuple[int, int, int, int] | Non
         raise DataError(f"{display_path(checked.path)}: changed after it was checked; import again")
 
 
-def _open(path: Path) -> BinaryIO:
+def open_input(path: Path) -> BinaryIO:
+    """The file opened for reading bytes; DataError naming it when it cannot be read."""
     try:
         return open(path, "rb")
     except OSError as exc:
@@ -308,8 +309,8 @@ def _column_order(where: str, header: list[str]) -> tuple[int, int, int, int]:
     columns = [name.strip() for name in header]
     expected = ",".join(COLUMNS)
     if not set(columns) & set(COLUMNS):
-        raise DataError(f"{where}: first row {_show(','.join(header))} is not a header (expected {expected})")
-    problems = [f"unexpected column {_show(name)}" for name in columns if name not in COLUMNS]
+        raise DataError(f"{where}: first row {show_text(','.join(header))} is not a header (expected {expected})")
+    problems = [f"unexpected column {show_text(name)}" for name in columns if name not in COLUMNS]
     problems += [f"duplicate column {name!r}" for name in COLUMNS if columns.count(name) > 1]
     problems += [f"missing column {name!r}" for name in COLUMNS if name not in columns]
     if problems:
@@ -332,9 +333,9 @@ def _parse_time(text: str) -> datetime:
     try:
         timestamp = parse_timestamp(text)
     except ValueError:
-        raise _BadRow(f"timestamp {_show(text)} is not ISO-8601 or epoch seconds") from None
+        raise _BadRow(f"timestamp {show_text(text)} is not ISO-8601 or epoch seconds") from None
     if not MIN_YEAR <= timestamp.year <= MAX_YEAR:
-        raise _BadRow(f"timestamp {_show(text)} is outside the years {MIN_YEAR} to {MAX_YEAR} (UTC)")
+        raise _BadRow(f"timestamp {show_text(text)} is outside the years {MIN_YEAR} to {MAX_YEAR} (UTC)")
     return timestamp
 
 
@@ -343,9 +344,9 @@ def _parse_name(field: str, text: str) -> str:
     if not name:
         raise _BadRow(f"{field} {text!r} is empty")
     if _CONTROL.search(name):  # shown escaped: a name must not move the cursor or recolour the terminal it lists in
-        raise _BadRow(f"{field} {_show(name)} contains a control character")
+        raise _BadRow(f"{field} {show_text(name)} contains a control character")
     if len(name) * 4 > MAX_NAME_BYTES and len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise _BadRow(f"{field} {_show(name)} is {len(name.encode('utf-8'))} bytes, over {MAX_NAME_BYTES}")
+        raise _BadRow(f"{field} {show_text(name)} is {len(name.encode('utf-8'))} bytes, over {MAX_NAME_BYTES}")
     return name
 
 
@@ -354,15 +355,15 @@ def _parse_value(text: str) -> float:
         value = float(text)
     except ValueError:
         reason = "is empty" if not text.strip() else "is not a number"
-        raise _BadRow(f"value {_show(text)} {reason}") from None
+        raise _BadRow(f"value {show_text(text)} {reason}") from None
     if "_" in text:  # float() reads `1_000`; a CSV number has no digit separators
-        raise _BadRow(f"value {_show(text)} is not a number")
+        raise _BadRow(f"value {show_text(text)} is not a number")
     if not isfinite(value):
-        raise _BadRow(f"value {_show(text)} is not a finite number")
+        raise _BadRow(f"value {show_text(text)} is not a finite number")
     return value
 
 
-def _show(text: str) -> str:
+def show_text(text: str) -> str:
     """`text` quoted and escaped (repr), cut to _SHOWN_CHARS characters."""
     if len(text) <= _SHOWN_CHARS:
         return repr(text)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from atlas.clock import format_duration, format_instant
+from atlas.clock import format_instant
+from atlas.grouping import turned_notes
 from atlas.influencers import format_influencers
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent
 from atlas.scoring import format_number
@@ -81,10 +82,8 @@ def build_notifications(
             f"atlas job {job}: {group.label} disrupted from {format_instant(group.start)} to"
             f" {format_instant(group.end)}; criticality {group.criticality}, {what}, in the order they turned:"
         ]
-        first = group.members[0].anomalies[0].window_end
-        for k, member in enumerate(group.members):
-            e, began = member.event, member.anomalies[0].window_end
-            order = "first" if k == 0 else f"+{format_duration(began - first)}"
+        for member, order in zip(group.members, turned_notes(group), strict=True):
+            e = member.event
             lines.append(
                 f"- {e.metric} p{e.percentile:g} ({order}) from {format_instant(e.start)} to {format_instant(e.end)}"
                 f" ({e.points} point{'s' if e.points != 1 else ''}), severity {e.severity}"

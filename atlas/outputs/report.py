@@ -3,7 +3,6 @@ anomalies, and its PNG."""
 
 from __future__ import annotations
 
-import html
 import os
 import shutil
 import subprocess
@@ -15,12 +14,14 @@ from pathlib import Path
 
 from atlas.clock import format_duration, format_instant
 from atlas.errors import OutputError, ToolMissing
+from atlas.grouping import turned_notes
 from atlas.influencers import format_influencers
-from atlas.records import SEVERITIES, Anomaly, AnomalyEvent, GroupedEvent, GroupMember, TruthInterval
+from atlas.records import SEVERITIES, Anomaly, AnomalyEvent, GroupedEvent, GroupMember, TruthInterval, event_peaks
 from atlas.scoring import format_number
 from atlas.threshold import ThresholdPoint
 
 from . import strips
+from .strips import escape_html as _e
 
 SEVERITY_COLOURS = {"low": "#f2c14e", "medium": "#f08a24", "high": "#d62828"}
 MAX_DETAILS = 10  # grouped events drawn with their own strips (the most critical, then the earliest)
@@ -68,7 +69,7 @@ def render_report(data: ReportData) -> str:
         "<h2>Which metric turned first</h2>",
         strips.render_strips(ends, strips.overview_rows(ends, present, data.anomalies), _PAGE_W, False),
     ]
-    detailed = sorted(data.groups, key=lambda g: (-SEVERITIES.index(g.criticality), g.start, g.label))[:MAX_DETAILS]
+    detailed = _detailed(data.groups)
     if detailed:
         more = len(data.groups) - len(detailed)
         parts.append(
@@ -90,11 +91,15 @@ def page_height(data: ReportData) -> int:
     """The pixel height the report needs at its fixed width (an estimate, a little generous)."""
     metrics = len({c.metric for c in data.charts})
     row = strips.ROW_HEIGHT + strips.ROW_GAP
-    detailed = sorted(data.groups, key=lambda g: (-SEVERITIES.index(g.criticality), g.start))[:MAX_DETAILS]
-    details = sum(100 + len(g.members) * (row + 40) for g in detailed)
+    details = sum(100 + len(g.members) * (row + 40) for g in _detailed(data.groups))
     tables = 150 + 28 * len(data.groups) + 38 * len(data.events)
     charts = sum(300 if any(p.value is not None for p in c.points) else 70 for c in data.charts)
     return 260 + metrics * row + details + charts + tables
+
+
+def _detailed(groups: Sequence[GroupedEvent]) -> list[GroupedEvent]:
+    """The grouped events drawn with their own strips: the most critical, then the earliest, MAX_DETAILS at most."""
+    return sorted(groups, key=lambda g: (-SEVERITIES.index(g.criticality), g.start, g.label))[:MAX_DETAILS]
 
 
 def write_report(data: ReportData, out: Path, png: Path | None = None) -> None:
@@ -142,7 +147,7 @@ def _group_detail(group: GroupedEvent, present: strips.Present, step: timedelta)
         f"<tr><td>{_e(m.event.metric)} p{m.event.percentile:g}</td><td>{_e(note)}</td>"
         f"<td class='{m.event.severity}'>{m.event.severity}</td>{_peak_cells(m)}"
         f"<td>{_e(format_influencers(m.influencers))}</td></tr>"
-        for m, note in zip(group.members, strips.turned_notes(group), strict=True)
+        for m, note in zip(group.members, turned_notes(group), strict=True)
     )
     table = (
         "<table><tr><th>metric</th><th>turned</th><th>severity</th><th>score</th><th>actual</th><th>typical</th>"
@@ -207,14 +212,9 @@ def _svg(chart: ReportChart, truth: Sequence[TruthInterval], anomalies: Sequence
 
 
 def _event_peaks(chart: ReportChart, anomalies: Sequence[Anomaly]) -> list[Anomaly]:
-    """The chart's events' most unlikely points (highest score, then value), labelled with their score."""
-    peaks: dict[str, Anomaly] = {}
-    for a in anomalies:
-        if a.metric == chart.metric and a.percentile == chart.percentile:
-            best = peaks.get(a.event_id)
-            if best is None or (a.score, a.value) > (best.score, best.value):
-                peaks[a.event_id] = a
-    return sorted(peaks.values(), key=lambda a: a.window_end)
+    """The peaks of the chart's events (records.event_peaks), in time order, labelled with their score."""
+    mine = [a for a in anomalies if a.metric == chart.metric and a.percentile == chart.percentile]
+    return sorted(event_peaks(mine).values(), key=lambda a: a.window_end)
 
 
 def _point_text(a: Anomaly) -> str:
@@ -241,11 +241,9 @@ def _groups_table(groups: Sequence[GroupedEvent]) -> str:
         "<th>score</th><th>metrics, in the order they turned</th></tr>"
     ]
     for g in groups:
-        first = g.members[0].anomalies[0].window_end
         turned = ", ".join(
-            f"{m.event.metric} p{m.event.percentile:g} ({m.score}"
-            + (f", +{format_duration(m.anomalies[0].window_end - first)})" if k else ")")
-            for k, m in enumerate(g.members)
+            f"{m.event.metric} p{m.event.percentile:g} ({m.score}" + (f", {note})" if k else ")")
+            for k, (m, note) in enumerate(zip(g.members, turned_notes(g), strict=True))
         )
         rows.append(
             f"<tr><td>{_e(g.label)}</td><td class='{g.criticality}'>{g.criticality}</td>"
@@ -272,10 +270,6 @@ def _events_table(events: Sequence[AnomalyEvent], groups: Sequence[GroupedEvent]
             f"{numbers}<td>{_e(influencers)}</td></tr>"
         )
     return "".join(rows) + "</table>"
-
-
-def _e(text: str) -> str:
-    return html.escape(str(text), quote=True)
 
 
 _CSS = (

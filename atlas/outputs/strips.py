@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from atlas.clock import format_duration, format_instant
+from atlas.clock import format_instant
+from atlas.grouping import turned_notes
 from atlas.records import SEVERITIES, Anomaly, GroupedEvent, Severity
 
 STRIP_COLOURS = {"normal": "#5cb85c", "low": "#f2c14e", "medium": "#f08a24", "high": "#d62828", "missing": "#e4e4e4"}
@@ -29,16 +30,15 @@ class StripRow:
 def overview_rows(ends: Sequence[datetime], present: Present, anomalies: Sequence[Anomaly]) -> list[StripRow]:
     """One row per metric (by name): at each window end the worst severity of its percentiles' anomalies there,
     else `normal` where any of its percentiles has a value, else `missing`."""
-    metrics = sorted({m for m, _ in present} | {a.metric for a in anomalies})
-    rows = []
-    for metric in metrics:
-        seen = set().union(*(ends_ for (m, _), ends_ in present.items() if m == metric))
-        worst: dict[datetime, Severity] = {}
-        for a in anomalies:
-            if a.metric == metric and SEVERITIES.index(a.severity) >= SEVERITIES.index(worst.get(a.window_end, "low")):
-                worst[a.window_end] = a.severity
-        rows.append(_row(metric, ends, seen, worst))
-    return rows
+    seen: dict[str, set[datetime]] = {}
+    for (metric, _), found in present.items():
+        seen.setdefault(metric, set()).update(found)
+    worst: dict[str, dict[datetime, Severity]] = {metric: {} for metric in seen}
+    for a in anomalies:
+        cells = worst.setdefault(a.metric, {})
+        if SEVERITIES.index(a.severity) >= SEVERITIES.index(cells.get(a.window_end, "low")):
+            cells[a.window_end] = a.severity
+    return [_row(metric, ends, seen.get(metric, set()), worst[metric]) for metric in sorted(worst)]
 
 
 def group_strip_rows(
@@ -62,15 +62,6 @@ def group_strip_rows(
     return ends, rows
 
 
-def turned_notes(group: GroupedEvent) -> list[str]:
-    """For each member, in order: `first`, or how long after the first member it turned (`+2h`)."""
-    first = group.members[0].anomalies[0].window_end
-    return [
-        "first" if k == 0 else f"+{format_duration(m.anomalies[0].window_end - first)}"
-        for k, m in enumerate(group.members)
-    ]
-
-
 def render_strips(ends: Sequence[datetime], rows: Sequence[StripRow], width: int, outline_first: bool) -> str:
     """The rows as one SVG `width` pixels wide: labels on the left, cells over the rest, a time axis below; runs of
     one state drawn as one rectangle; with `outline_first`, each row's first anomalous cell framed in black."""
@@ -81,12 +72,12 @@ def render_strips(ends: Sequence[datetime], rows: Sequence[StripRow], width: int
     out = [f"<svg class='strips' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"]
     for r, row in enumerate(rows):
         y = r * (ROW_HEIGHT + ROW_GAP)
-        label = _e(row.label) + (f" <tspan class='note'>{_e(row.note)}</tspan>" if row.note else "")
+        label = escape_html(row.label) + (f" <tspan class='note'>{escape_html(row.note)}</tspan>" if row.note else "")
         out.append(f"<text x='4' y='{y + ROW_HEIGHT - 4}'>{label}</text>")
         for start, stop, state in _runs(row.cells):
             out.append(
                 f"<rect class='cell {state}' fill='{STRIP_COLOURS[state]}' x='{left + start * cell:.2f}' y='{y}'"
-                f" width='{(stop - start) * cell:.2f}' height='{ROW_HEIGHT}'><title>{_e(row.label)}: {state}"
+                f" width='{(stop - start) * cell:.2f}' height='{ROW_HEIGHT}'><title>{escape_html(row.label)}: {state}"
                 f" from {format_instant(ends[start])}</title></rect>"
             )
         if outline_first and row.first is not None:
@@ -99,7 +90,8 @@ def render_strips(ends: Sequence[datetime], rows: Sequence[StripRow], width: int
     for k, i in enumerate(picks):
         anchor = "start" if k == 0 else "end" if k == len(picks) - 1 and len(picks) > 1 else "middle"
         x = left + (i + 0.5) * cell
-        out.append(f"<text x='{x:.1f}' y='{axis_y}' text-anchor='{anchor}'>{_e(format_instant(ends[i])[:13])}h</text>")
+        hour = escape_html(format_instant(ends[i])[:13])
+        out.append(f"<text x='{x:.1f}' y='{axis_y}' text-anchor='{anchor}'>{hour}h</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -123,5 +115,6 @@ def _runs(cells: Sequence[str]) -> list[tuple[int, int, str]]:
     return runs
 
 
-def _e(text: str) -> str:
+def escape_html(text: str) -> str:
+    """`text` safe inside an HTML element or a quoted attribute (the report's and the strips' one escaping)."""
     return html.escape(str(text), quote=True)

@@ -13,6 +13,7 @@ from elasticsearch import Elasticsearch
 from atlas import es_client, pipeline
 from atlas.indices import setup_indices
 from atlas.ingest import load
+from atlas.scoring import anomaly_score
 from atlas.settings import Settings, load_settings
 from tests.local_servers import http_server, json_bodies, smtp_server
 
@@ -77,7 +78,11 @@ def test_run_sends_each_new_event_once(
         assert [entry.split("|", 1)[1] for entry in state["notified_events"]] == [first.events[0].event_id]
         second = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=30))
         assert second.windows and len(slack.requests) == 1 and len(mail.messages) == 1  # nothing new to send
-        assert es.count(index=f"{index_name}-anomalies")["count"] >= 1
+        stored = es.search(index=f"{index_name}-anomalies", body={"size": 100})["hits"]["hits"]
+        assert stored and all(
+            h["_source"]["score"] == anomaly_score(h["_source"]["value"], h["_source"]["mean"], h["_source"]["std"])
+            for h in stored
+        )
 
 
 def test_an_event_no_channel_took_is_sent_by_the_next_run(

@@ -9,9 +9,9 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from atlas.grouping import group_events
+from atlas.grouping import group_events, turned_notes
 from atlas.outputs.report import SEVERITY_COLOURS, ReportChart, ReportData, render_report, write_report
-from atlas.outputs.strips import STRIP_COLOURS, group_strip_rows, turned_notes
+from atlas.outputs.strips import STRIP_COLOURS, group_strip_rows
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval
 from atlas.settings import GroupingSettings
 from atlas.threshold import ThresholdPoint

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from atlas.records import Anomaly
+from atlas.results import anomaly_document
 from atlas.scoring import anomaly_score, format_number
 
 SCORE_CASES = {
@@ -43,6 +44,7 @@ def test_an_anomaly_read_back_has_the_same_score() -> None:
     t = datetime(2024, 1, 1, tzinfo=UTC)
     a = Anomaly("cpu", 99.0, t, 41.2, 6.3, 2.2, 12.9, (41.2 - 6.3) / 2.2, "high", "e")
     assert a.score == anomaly_score(41.2, 6.3, 2.2) == 60
+    assert anomaly_document("job", a)["score"] == 60  # stored for filters in Kibana
 
 
 # What Elasticsearch 7.10.2 returned as value_as_string for these doubles with "format": "0.###" (max and

@@ -329,3 +329,50 @@ def test_invalid_specs_name_the_field(case: BadSpec) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(DataError, match="^" + case.message):
         truth_intervals(case.spec)
+
+
+def hourly_query_means(spec: SimulationSpec) -> dict[tuple[str, str, str], float]:
+    """(metric, query, timestamp) -> mean value over nodes, from the generated documents."""
+    sums: dict[tuple[str, str, str], list[float]] = {}
+    for doc in simulate_documents(spec):
+        sums.setdefault((str(doc["metric"]), str(doc["query"]), str(doc["@timestamp"])), []).append(float(doc["value"]))  # type: ignore[arg-type]
+    return {key: sum(v) / len(v) for key, v in sums.items()}
+
+
+PRODUCTION_LIKE = SimulationSpec(metrics=3, queries=10, nodes=2, hours=100, scenario="none", seed=4)
+
+
+def test_every_scenario_counts_what_it_yields() -> None:
+    for scenario in ("blog", "none", "seasonal", "level-shift", "scales"):
+        spec = dataclasses.replace(PRODUCTION_LIKE, scenario=scenario)  # type: ignore[arg-type]
+        assert sum(1 for _ in simulate_documents(spec)) == count_documents(spec), scenario
+
+
+def test_seasonal_multiplies_each_series_by_its_own_daily_and_weekly_cycle() -> None:
+    plain = hourly_query_means(dataclasses.replace(PRODUCTION_LIKE, scenario="blog"))
+    seasonal = hourly_query_means(dataclasses.replace(PRODUCTION_LIKE, scenario="seasonal"))
+    ratios = np.array([seasonal[k] / plain[k] for k in sorted(plain)])
+    assert ratios.min() >= 1 - 0.7 and ratios.max() <= 1 + 0.7  # daily 50% + weekly 20% at most
+    assert ratios.std() > 0.05  # the cycles are there, different per series and hour
+
+
+def test_level_shift_raises_one_metric_for_good_and_labels_its_first_day() -> None:
+    spec = dataclasses.replace(PRODUCTION_LIKE, scenario="level-shift")
+    plain = hourly_query_means(dataclasses.replace(spec, scenario="blog"))
+    shifted = hourly_query_means(spec)
+    shift = spec.start + timedelta(hours=70)
+    for (metric, query, ts), value in shifted.items():
+        expected = 1.5 if metric == "metric_2" and parse_instant(ts) >= shift else 1.0
+        assert value == pytest.approx(expected * plain[(metric, query, ts)], rel=1e-12)
+    assert truth_intervals(spec)[-1] == TruthInterval(shift, shift + timedelta(hours=24), "metric_2")
+
+
+def test_scales_spread_series_levels_and_let_series_start_and_stop() -> None:
+    spec = dataclasses.replace(PRODUCTION_LIKE, queries=20, scenario="scales")
+    means = hourly_query_means(spec)
+    levels = [np.mean([v for (m, q, _), v in means.items() if (m, q) == key]) for key in {k[:2] for k in means}]
+    assert max(levels) / min(levels) > 100
+    hours_of = {q: {ts for (_, qq, ts) in means if qq == q} for q in {k[1] for k in means}}
+    assert min(parse_instant(ts) for ts in hours_of["query_0"]) == spec.start + timedelta(hours=50)  # born
+    assert max(parse_instant(ts) for ts in hours_of["query_4"]) == spec.start + timedelta(hours=65)  # stopped
+    assert len(hours_of["query_19"]) == 100
