@@ -188,7 +188,7 @@ def _process(
         compute: scan.WindowComputer = (
             scan.scanning_computer(client, settings, metrics, ends)
             if one_scan
-            else functools.partial(_window_by_window, client, settings, metrics, pool)
+            else functools.partial(window_by_window, client, settings, metrics, pool)
         )
         for start in range(0, len(ends), CHUNK):
             chunk = list(ends[start : start + CHUNK])
@@ -209,7 +209,7 @@ def _process(
     return RunResult(tuple(ends), written, ordered, events, dry_run), lease
 
 
-def _window_by_window(
+def window_by_window(
     client: EsClient, settings: Settings, metrics: Sequence[str], pool: ThreadPoolExecutor, chunk: Sequence[datetime]
 ) -> list[WindowSurprise]:
     """One request per window of `chunk`, `pool`'s workers at a time; the series are counted once for the chunk."""

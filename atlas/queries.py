@@ -15,6 +15,7 @@ MAX_METRICS = 10_000
 # Series per metric one window request asks for; more are reported as an error, never silently dropped.
 MAX_SERIES = 65_536
 SERIES_KEY_SEPARATOR = "|"  # joins the values of several series fields into one series key
+GAUSSIAN_LOG_NORM = 0.9189385332046727  # ln(2 pi) / 2 as a literal, the double Python's 0.5 * log(2 pi) gives
 
 _BASELINE_SCRIPTS = {
     "mean": "MovingFunctions.unweightedAvg(values)",
@@ -32,11 +33,16 @@ _SURPRISE_SCRIPTS = {
     # Division by a zero std gives Infinity or NaN, which every later pipeline aggregation treats as a gap.
     "zscore": "if (params.first < params.score_from) { return null; }"
     " return Math.abs(params.x - params.baseline) / params.sd;",
+    # -ln of the Gaussian density of x under the baseline and std (DADS's p(x)): 0.5 z^2 + ln(sd) + ln(2 pi) / 2.
+    "gaussian": "if (params.first < params.score_from) { return null; }"
+    " double z = (params.x - params.baseline) / params.sd;"
+    f" return 0.5 * z * z + Math.log(params.sd) + {GAUSSIAN_LOG_NORM!r};",
 }
 _SURPRISE_PATHS = {
     "none": {"x": "x", "baseline": "baseline", "first": "first"},
     "relative": {"x": "x", "baseline": "baseline", "first": "first"},
     "zscore": {"x": "x", "baseline": "baseline", "sd": "baseline_std", "first": "first"},
+    "gaussian": {"x": "x", "baseline": "baseline", "sd": "baseline_std", "first": "first"},
 }
 SURPRISE_FILTER_PATH = ",".join(
     f"aggregations.*.{path}"

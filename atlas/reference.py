@@ -77,17 +77,27 @@ def _window_surprise(
         previous = [value for _, value in buckets[max(0, i - settings.baseline_window) : i]]
         if start < score_from or not previous:
             continue
-        mean = _plain_sum(previous) / len(previous)
-        baseline = mean if settings.baseline == "mean" else _median(previous)
-        surprise = abs(x - baseline)
-        if settings.normalization == "zscore":
-            std = math.sqrt(_plain_sum([(v - mean) ** 2 for v in previous]) / len(previous))
-            surprise = surprise / std if std > 0 else math.nan
-        elif settings.normalization == "relative":
-            surprise = surprise / abs(baseline) if baseline != 0 else math.nan
+        surprise = _surprise(x, previous, settings)
         if math.isfinite(surprise) and (best is None or surprise > best):
             best = surprise
     return best
+
+
+def _surprise(x: float, previous: list[float], settings: SurpriseSettings) -> float:
+    """s(q, t) of value x after the baseline window `previous`; NaN where a zero baseline or std leaves it undefined."""
+    mean = _plain_sum(previous) / len(previous)
+    baseline = mean if settings.baseline == "mean" else _median(previous)
+    if settings.normalization == "none":
+        return abs(x - baseline)
+    if settings.normalization == "relative":
+        return abs(x - baseline) / abs(baseline) if baseline != 0 else math.nan
+    std = math.sqrt(_plain_sum([(v - mean) ** 2 for v in previous]) / len(previous))
+    if std == 0:
+        return math.nan
+    if settings.normalization == "zscore":
+        return abs(x - baseline) / std
+    z = (x - baseline) / std  # gaussian: -ln of the normal density N(x; baseline, std)
+    return 0.5 * z * z + math.log(std) + 0.5 * math.log(2 * math.pi)
 
 
 def _median(values: list[float]) -> float:

@@ -77,8 +77,10 @@ class SurpriseSettings:
     window: timedelta = setting(timedelta(hours=24), "length of the window whose surprise is scored")
     step: timedelta = setting(timedelta(hours=1), "how far consecutive windows slide; window ends align to it")
     mode: Literal["max", "last"] = setting("last", "window surprise: its last bucket, or max over the window")
-    normalization: Literal["relative", "none", "zscore"] = setting(
-        "relative", "relative divides surprise by abs(baseline); zscore by the baseline std; none keeps the units"
+    normalization: Literal["relative", "none", "zscore", "gaussian"] = setting(
+        "relative",
+        "relative divides surprise by abs(baseline); zscore by the baseline std; gaussian: -ln p(x), DADS's density;"
+        " none keeps the units",
     )
     percentiles: tuple[float, ...] = setting([90.0, 99.0], "percentiles of window surprise across a metric's series")
     min_tail_series: int = setting(

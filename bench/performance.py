@@ -33,7 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas import es_client, indices, scan, simulate  # noqa: E402
+from atlas import es_client, indices, pipeline, scan, simulate  # noqa: E402
 from atlas.embedded import default_home, start_cluster, stop_cluster  # noqa: E402
 from atlas.ingest import csv_file, load  # noqa: E402
 from atlas.queries import build_surprise_request  # noqa: E402
@@ -177,9 +177,8 @@ def bench_backfill(settings: Settings, metrics: list[str], ends: list[datetime],
 
     def loop() -> list[WindowSurprise]:
         with ThreadPoolExecutor(max_workers=2) as pool:  # as the pipeline runs it
-            return [
-                r for rs in pool.map(lambda t: compute_window_surprise(client, settings, metrics, t), ends) for r in rs
-            ]
+            chunks = (ends[i : i + pipeline.CHUNK] for i in range(0, len(ends), pipeline.CHUNK))
+            return [r for chunk in chunks for r in pipeline.window_by_window(client, settings, metrics, pool, chunk)]
 
     per_window, want = timed(loop)
     same = _same(got, want)

@@ -83,6 +83,8 @@ def indexed(es: Elasticsearch, es_url: str) -> Iterator[tuple[str, pd.DataFrame]
 CASES = [
     *itertools.product(["max", "last"], ["none", "zscore", "relative"], ["mean", "median"], [[90.0, 99.0]], [5]),
     ("last", "relative", "median", [90.0], 5),
+    ("last", "gaussian", "mean", [90.0, 99.0], 5),
+    ("max", "gaussian", "median", [90.0, 99.0], 5),
     ("max", "none", "mean", [90.0, 99.0], 0),
 ]
 
@@ -123,5 +125,5 @@ def test_elasticsearch_equals_reference(
         for metric, expected in want.items():
             assert_matches_reference(got[metric], expected, (metric, end))
             compared += 1
-    # zscore leaves out "equal" (std 0 everywhere); every other metric is scored in every window
-    assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization == "zscore"))
+    # zscore and gaussian leave out "equal" (std 0 everywhere); every other metric is scored in every window
+    assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization in ("zscore", "gaussian")))
