@@ -131,8 +131,7 @@ def _window_ends(values: pd.Series[float], step: timedelta | None) -> list[datet
 
 def _history_stats(previous: list[float], settings: ThresholdSettings) -> tuple[float, float] | None:
     """Mean and std of the threshold history of the point after `previous` (oldest first, NaN = missing), or None."""
-    if settings.lookback == settings.window and not all(math.isfinite(v) for v in previous):
-        return None  # the plain rule needs every one of its points
+    # With lookback == window a missing point leaves fewer than `window` present ones: no threshold (the plain rule).
     present = [v for v in previous if math.isfinite(v)]
     w, unflagged = settings.window, list[float]()
     for j, v in enumerate(present):

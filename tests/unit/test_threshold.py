@@ -239,3 +239,25 @@ def test_matches_pandas_rolling_population_std() -> None:
         assert point.std == pytest.approx(std, rel=1e-9)
         assert point.is_anomalous == (not math.isnan(value) and value > mean + 3 * std)
     assert sum(p.is_anomalous for p in points) >= 4
+
+
+UNFLAGGED = ThresholdSettings(window=4, lookback=12, sigmas=3.0, levels=(3.0, 4.0, 5.0))
+NOISE = [10.0, 11.0, 10.0, 9.0, 10.0, 11.0, 10.0, 9.0]
+
+
+def test_flagged_points_stay_out_of_the_history_so_a_second_rise_is_seen() -> None:
+    values = [*NOISE, 40.0, 42.0, 10.0, 35.0]  # two rises 1 h apart; the plain rule's history holds the first
+    flagged = [p.is_anomalous for p in threshold_points(hourly(values), UNFLAGGED)]
+    plain = [p.is_anomalous for p in threshold_points(hourly(values), dataclasses.replace(UNFLAGGED, lookback=4))]
+    assert flagged[8:] == [True, True, False, True]
+    assert plain[8:] == [True, False, False, False]
+    last = threshold_points(hourly(values), UNFLAGGED)[-1]
+    history = [*NOISE[-3:], 10.0]  # the unflagged points before the last: the two rises left out
+    assert (last.mean, last.std) == pytest.approx((np.mean(history), np.std(history)))
+
+
+def test_a_level_that_stays_is_flagged_for_lookback_minus_window_plus_one_points() -> None:
+    values = [*NOISE, *[40.0 + (i % 2) for i in range(12)]]  # a new normal from hour 8 on
+    flagged = [p.is_anomalous for p in threshold_points(hourly(values), UNFLAGGED)]
+    # From hour 17 the 12 points before it start with fewer than 4 old ones: the new level is the history.
+    assert flagged[8:] == [True] * 9 + [False] * 3
