@@ -84,6 +84,23 @@ def prepared(es_url: str, source_index: str, prefix: str) -> Settings:
     return settings
 
 
+def backfilled_a_and_partly_b(
+    es_url: str, source_index: str, index_name: str, until_hour: int
+) -> tuple[Settings, es_client.EsClient]:
+    """Job a backfilled over hours 50-150, job b over 50-`until_hour`: b's settings, to carry on, and a client."""
+    whole = prepared(es_url, source_index, f"{index_name}-a")
+    partial = prepared(es_url, source_index, f"{index_name}-b")
+    client = es_client.connect(whole.es)
+    pipeline.backfill(whole, client, START + timedelta(hours=50), START + timedelta(hours=150))
+    pipeline.backfill(partial, client, START + timedelta(hours=50), START + timedelta(hours=until_hour))
+    return partial, client
+
+
+def assert_b_equals_a(es: Elasticsearch, index_name: str) -> None:
+    for kind in ("surprise", "anomalies"):
+        assert documents(es, f"{index_name}-b-{kind}") == documents(es, f"{index_name}-a-{kind}"), kind
+
+
 def test_run_twice_writes_nothing_new_the_second_time(
     es: Elasticsearch, es_url: str, source_index: str, index_name: str
 ) -> None:
@@ -102,31 +119,21 @@ def test_run_twice_writes_nothing_new_the_second_time(
 def test_run_at_a_past_hour_reproduces_the_backfilled_documents(
     es: Elasticsearch, es_url: str, source_index: str, index_name: str
 ) -> None:
-    whole = prepared(es_url, source_index, f"{index_name}-a")
-    stepwise = prepared(es_url, source_index, f"{index_name}-b")
-    client = es_client.connect(whole.es)
-    pipeline.backfill(whole, client, START + timedelta(hours=50), START + timedelta(hours=150))
-    pipeline.backfill(stepwise, client, START + timedelta(hours=50), START + timedelta(hours=119))
+    stepwise, client = backfilled_a_and_partly_b(es_url, source_index, index_name, until_hour=119)
     for hour in range(120, 151):
         pipeline.run_once(stepwise, client, START + timedelta(hours=hour, minutes=30))
-    for kind in ("surprise", "anomalies"):
-        assert documents(es, f"{index_name}-b-{kind}") == documents(es, f"{index_name}-a-{kind}"), kind
+    assert_b_equals_a(es, index_name)
     assert len(documents(es, f"{index_name}-a-surprise")) == 101 * 2
 
 
 def test_one_run_after_72_hours_of_downtime_catches_up_like_a_backfill(
     es: Elasticsearch, es_url: str, source_index: str, index_name: str
 ) -> None:
-    whole = prepared(es_url, source_index, f"{index_name}-a")
-    resumed = prepared(es_url, source_index, f"{index_name}-b")
-    client = es_client.connect(whole.es)
-    pipeline.backfill(whole, client, START + timedelta(hours=50), START + timedelta(hours=150))
-    pipeline.backfill(resumed, client, START + timedelta(hours=50), START + timedelta(hours=78))
+    resumed, client = backfilled_a_and_partly_b(es_url, source_index, index_name, until_hour=78)
     caught_up = pipeline.run_once(resumed, client, START + timedelta(hours=150, minutes=30))  # cron down for 72 h
     assert len(caught_up.windows) == 72
     assert caught_up.windows[0] == START + timedelta(hours=79)
-    for kind in ("surprise", "anomalies"):
-        assert documents(es, f"{index_name}-b-{kind}") == documents(es, f"{index_name}-a-{kind}"), kind
+    assert_b_equals_a(es, index_name)
 
 
 def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
