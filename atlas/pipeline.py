@@ -17,9 +17,10 @@ from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
 from atlas.outputs import notify, report
+from atlas.queries import combined_metric_name
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
-from atlas.surprise import check_source_fields, compute_window_surprise, resolve_metrics
+from atlas.surprise import check_source_fields, compute_combined_surprise, compute_window_surprise, resolve_metrics
 from atlas.threshold import group_events, select_anomalies, threshold_points
 
 CHUNK = 24  # windows computed, written and recorded as done together
@@ -182,6 +183,8 @@ def _process(
     if not ends:
         return RunResult((), 0, (), (), dry_run), lease
     metrics = resolve_metrics(client, settings)
+    combine_by = settings.surprise.combine_by
+    watched = [*metrics, *([combined_metric_name(combine_by)] if combine_by else [])]
     written = 0
     anomalies: dict[tuple[str, float, datetime], Anomaly] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -193,9 +196,11 @@ def _process(
         for start in range(0, len(ends), CHUNK):
             chunk = list(ends[start : start + CHUNK])
             fresh = compute(chunk)
+            if combine_by:
+                fresh += [r for t in chunk for r in compute_combined_surprise(client, settings, metrics, t)]
             if not dry_run:
                 written += results.write_surprise(client, settings, fresh)
-            found = threshold_windows(settings, client, metrics, chunk[0], chunk[-1], fresh if dry_run else ())
+            found = threshold_windows(settings, client, watched, chunk[0], chunk[-1], fresh if dry_run else ())
             if not dry_run:
                 results.write_anomalies(client, settings, found)
             anomalies.update(((a.metric, a.percentile, a.window_end), a) for a in found)

@@ -276,3 +276,39 @@ def build_series_count_request(
     count = {"cardinality": {**_key_source(source), "precision_threshold": 40_000}}
     aggs = {f"m{i}": {"filter": _metric_filter(source, m), "aggs": {"n": count}} for i, m in enumerate(metrics)}
     return {"size": 0, "track_total_hits": False, "query": query, "aggs": aggs}
+
+
+def combined_metric_name(field: str) -> str:
+    """The name results carry for the combined score of `field`'s values over every metric, e.g. `node:all`."""
+    return f"{field}:all"
+
+
+def build_combined_request(settings: Settings, metrics: Sequence[str], window_end: datetime) -> SurpriseRequest:
+    """DADS's combined score for the window ending at `window_end` (UTC): per value v of surprise.combine_by, the
+    sum over `metrics` (in their order) of each metric's window surprise of v's documents, where every metric has
+    one; then the percentiles and top values of those sums, answered in the per-metric request's shape."""
+    field = settings.surprise.combine_by
+    if field is None:
+        raise ValueError("surprise.combine_by is not set")
+    per_metric = build_surprise_request(settings, metrics, window_end)
+    series_aggs: dict[str, Any] = {}
+    for i, metric in enumerate(metrics):
+        tree = per_metric.body["aggs"][f"m{i}"]["aggs"]["series"]["aggs"]
+        series_aggs[f"m{i}"] = {"filter": _metric_filter(settings.source, metric), "aggs": tree}
+    paths = {f"m{i}": f"m{i}>window" for i in range(len(metrics))}
+    series_aggs["window"] = {
+        "bucket_script": {"buckets_path": paths, "script": " + ".join(f"params.m{i}" for i in range(len(metrics)))}
+    }
+    terms = {"field": field, "size": MAX_SERIES}
+    trim = per_metric.body["aggs"]["m0"]["aggs"]["top"]["aggs"]["trim"]
+    summary = {k: per_metric.body["aggs"]["m0"]["aggs"][k] for k in ("percentiles", "scored")}
+    combined = {
+        "filter": {"match_all": {}},
+        "aggs": {
+            "series": {"terms": terms, "aggs": series_aggs},
+            "top": {"terms": terms, "aggs": {**series_aggs, "trim": trim}},
+            **summary,
+        },
+    }
+    body = {**per_metric.body, "aggs": {"c": combined}}
+    return SurpriseRequest(body, {combined_metric_name(field): "c"}, per_metric.window)

@@ -39,24 +39,43 @@ def reference_window(
             score = _window_surprise(_bucket_means(points, settings.interval), settings, score_from)
             if score is not None:
                 scores[str(series)] = score
-        if not scores:
-            continue
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: settings.top_series]
-        result = WindowSurprise(
-            metric=str(metric),
-            window_start=window_start,
-            window_end=window_end,
-            percentiles={
-                float(p): _exact_percentile(sorted(scores.values()), p)
-                if settings.reports_percentile(p, len(scores))
-                else None
-                for p in settings.percentiles
-            },
-            series_count=len(scores),
-            top_series=tuple(SeriesSurprise(name, value) for name, value in ranked),
-        )
-        found[str(metric)] = ReferenceWindow(scores, result)
+        if scores:
+            found[str(metric)] = _summary(str(metric), scores, settings, window_end)
     return found
+
+
+def reference_combined(
+    docs: pd.DataFrame, settings: SurpriseSettings, window_end: datetime, metrics: list[str], name: str
+) -> ReferenceWindow | None:
+    """DADS's combined score: with `docs`' series column holding the combining field's values, each value's sum of
+    its window surprise over `metrics` (in that order), where every metric has one; None when no value has all."""
+    per_metric = reference_window(docs, settings, window_end)
+    if any(m not in per_metric for m in metrics):
+        return None
+    values = set.intersection(*(set(per_metric[m].series_surprise) for m in metrics))
+    sums = {v: _plain_sum([per_metric[m].series_surprise[v] for m in metrics]) for v in sorted(values)}
+    return _summary(name, sums, settings, window_end) if sums else None
+
+
+def _summary(
+    metric: str, scores: dict[str, float], settings: SurpriseSettings, window_end: datetime
+) -> ReferenceWindow:
+    """The WindowSurprise of one metric from its series' window surprise: percentiles, count and top series."""
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: settings.top_series]
+    result = WindowSurprise(
+        metric=metric,
+        window_start=window_end - settings.window,
+        window_end=window_end,
+        percentiles={
+            float(p): _exact_percentile(sorted(scores.values()), p)
+            if settings.reports_percentile(p, len(scores))
+            else None
+            for p in settings.percentiles
+        },
+        series_count=len(scores),
+        top_series=tuple(SeriesSurprise(name, value) for name, value in ranked),
+    )
+    return ReferenceWindow(scores, result)
 
 
 def _bucket_means(points: pd.DataFrame, interval: timedelta) -> list[tuple[datetime, float]]:

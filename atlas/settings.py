@@ -87,6 +87,11 @@ class SurpriseSettings:
         5, "report percentile p only when n * (1 - p/100) >= this of the n series (the lowest always); 0 = always"
     )
     top_series: int = setting(5, "most surprising series named with each result")
+    combine_by: str | None = setting(
+        None,
+        "gaussian only: a keyword field (e.g. node) whose values also get DADS's combined score, the sum over the"
+        " metrics of -ln p(x), as the extra metric '<field>:all'",
+    )
 
     def reports_percentile(self, percentile: float, series: int) -> bool:
         """Whether P(m, T, p) is reported for a window scored over `series` series: the lowest configured percentile
@@ -361,6 +366,10 @@ def _validate(s: Settings) -> None:
         _require(0 < p <= 100, f"surprise.percentiles[{i}]: {p} is not in (0, 100]")
     _require(1 <= sp.top_series <= 1000, "surprise.top_series: must be between 1 and 1000")
     _require(0 <= sp.min_tail_series <= 1_000_000, "surprise.min_tail_series: must be between 0 and 1000000")
+    _require(
+        sp.combine_by is None or (bool(sp.combine_by.strip()) and sp.normalization == "gaussian"),
+        "surprise.combine_by: name a keyword field, with surprise.normalization: gaussian (a sum of -ln p(x))",
+    )
     th = s.threshold
     _require(2 <= th.window <= 1000, "threshold.window: must be between 2 and 1000")
     _require(th.window <= th.lookback <= 10_000, "threshold.lookback: must be between threshold.window and 10000")

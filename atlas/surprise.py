@@ -7,9 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from atlas import es_client, scan
+from atlas.clock import format_instant
 from atlas.errors import DataError, EsQueryRejected
 from atlas.es_client import EsClient
-from atlas.queries import SurpriseRequest, build_source_summary, build_surprise_request, source_query
+from atlas.queries import (
+    MAX_SERIES,
+    SurpriseRequest,
+    build_combined_request,
+    build_source_summary,
+    build_surprise_request,
+    source_query,
+)
 from atlas.records import SeriesSurprise, WindowSurprise
 from atlas.settings import Settings, SurpriseSettings
 
@@ -66,6 +74,21 @@ def compute_window_surprise(
     parts = _partitioned(client, settings, [m for m in metrics if m in oversized], window_end)
     order = {m: i for i, m in enumerate(metrics)}
     return sorted([*found, *parts], key=lambda r: order[r.metric])
+
+
+def compute_combined_surprise(
+    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
+) -> list[WindowSurprise]:
+    """DADS's combined score of surprise.combine_by's values over `metrics` for the window ending at `window_end`
+    (UTC), as one more WindowSurprise (metric `<field>:all`); none when no value has a surprise for every metric."""
+    request = build_combined_request(settings, metrics, window_end)
+    response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
+    if response.get("aggregations", {}).get("c", {}).get("series", {}).get("sum_other_doc_count", 0):
+        raise DataError(
+            f"surprise.combine_by: more than {MAX_SERIES} values of {settings.surprise.combine_by} in the window"
+            f" ending {format_instant(window_end)}"
+        )
+    return read_window_surprise(response, request, settings.surprise)
 
 
 def _whole_window(
