@@ -247,6 +247,11 @@ def require_script_modules(client: EsClient) -> None:
             )
 
 
+def has_moving_fn_shift(client: EsClient) -> bool:
+    """Whether the cluster's moving_fn takes `shift` (7.4 on), which the one-step surprise aggregation needs."""
+    return client.version >= (7, 4)
+
+
 def index_exists(client: EsClient, index: str) -> bool:
     """Whether an index (or alias) with this exact name exists."""
     with translated_errors(client, f"checking index {index}"):

@@ -14,46 +14,46 @@ from atlas.templating import render_json
 MAX_METRICS = 10_000
 # Series per metric one window request asks for; more are reported as an error, never silently dropped.
 MAX_SERIES = 65_536
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SERIES_KEY_SEPARATOR = "|"  # joins the values of several series fields into one series key
 GAUSSIAN_LOG_NORM = 0.9189385332046727  # ln(2 pi) / 2 as a literal, the double Python's 0.5 * log(2 pi) gives
 
+# Painless has no Arrays.sort for double[]: an insertion sort of the n values before the last into v.
+_SORTED_PREVIOUS = (
+    "double[] v = new double[n]; for (int i = 0; i < n; ++i) { double y = values[i]; int j = i - 1;"
+    " while (j >= 0 && v[j] > y) { v[j + 1] = v[j]; j--; } v[j + 1] = y; }"
+)
+_MEDIAN = "(n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0)"
+# The two-step form (6.x, whose moving_fn has no shift): moving_fn scripts over the values before a bucket.
 _BASELINE_SCRIPTS = {
     "mean": "MovingFunctions.unweightedAvg(values)",
-    # Painless has no Arrays.sort for double[]: an insertion sort of the (at most baseline_window) values.
-    "median": "int n = values.length; if (n == 0) { return Double.NaN; } double[] v = new double[n];"
-    " for (int i = 0; i < n; ++i) { double x = values[i]; int j = i - 1;"
-    " while (j >= 0 && v[j] > x) { v[j + 1] = v[j]; j--; } v[j + 1] = x; }"
-    " return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;",
+    "median": f"int n = values.length; if (n == 0) {{ return Double.NaN; }} {_SORTED_PREVIOUS} return {_MEDIAN};",
 }
-_SURPRISE_SCRIPTS = {
-    "none": "if (params.first < params.score_from) { return null; } return Math.abs(params.x - params.baseline);",
-    # A zero baseline gives Infinity or NaN, a gap like a zero std below.
-    "relative": "if (params.first < params.score_from) { return null; }"
-    " return Math.abs(params.x - params.baseline) / Math.abs(params.baseline);",
-    # Division by a zero std gives Infinity or NaN, which every later pipeline aggregation treats as a gap.
-    "zscore": "if (params.first < params.score_from) { return null; }"
-    " return Math.abs(params.x - params.baseline) / params.sd;",
+_STD_SCRIPT = "MovingFunctions.stdDev(values, MovingFunctions.unweightedAvg(values))"
+# s(q, t) from x, the baseline b and the baseline's std sd. A zero baseline or std gives Infinity or NaN, which every
+# later pipeline aggregation treats as a gap.
+_SURPRISE_FORMULAS = {
+    "none": "return Math.abs(x - b);",
+    "relative": "return Math.abs(x - b) / Math.abs(b);",
+    "zscore": "return Math.abs(x - b) / sd;",
     # -ln of the Gaussian density of x under the baseline and std (DADS's p(x)): 0.5 z^2 + ln(sd) + ln(2 pi) / 2.
-    "gaussian": "if (params.first < params.score_from) { return null; }"
-    " double z = (params.x - params.baseline) / params.sd;"
-    f" return 0.5 * z * z + Math.log(params.sd) + {GAUSSIAN_LOG_NORM!r};",
+    "gaussian": f"double z = (x - b) / sd; return 0.5 * z * z + Math.log(sd) + {GAUSSIAN_LOG_NORM!r};",
 }
-_SURPRISE_PATHS = {
-    "none": {"x": "x", "baseline": "baseline", "first": "first"},
-    "relative": {"x": "x", "baseline": "baseline", "first": "first"},
-    "zscore": {"x": "x", "baseline": "baseline", "sd": "baseline_std", "first": "first"},
-    "gaussian": {"x": "x", "baseline": "baseline", "sd": "baseline_std", "first": "first"},
+_NEEDS_STD = {"zscore", "gaussian"}
+# The fused form (7.4 on): one moving_fn with shift 1 sees the bucket's own value last, after up to baseline_window
+# values before it. Its sums and order are those of MovingFunctions.unweightedAvg and stdDev, so both forms agree.
+_FUSED_BASELINES = {
+    "mean": "double b = mean;",
+    "median": f"{_SORTED_PREVIOUS} double b = {_MEDIAN};",
 }
-SURPRISE_FILTER_PATH = ",".join(
-    f"aggregations.*.{path}"
-    for path in (
-        "percentiles.values",
-        "scored.count",
-        "series.sum_other_doc_count",
-        "top.buckets.key",
-        "top.buckets.window.value",
-    )
+_FUSED_MEAN = "double sum = 0; for (int i = 0; i < n; ++i) { sum += values[i]; } double mean = sum / n;"
+_FUSED_STD = (
+    "double sq = 0; for (int i = 0; i < n; ++i) { sq += Math.pow(values[i] - mean, 2); } double sd = Math.sqrt(sq / n);"
 )
+SURPRISE_FILTER_PATH = ",".join(
+    f"aggregations.*.{path}" for path in ("percentiles.values", "scored.count", "series.sum_other_doc_count")
+)
+COMBINED_FILTER_PATH = SURPRISE_FILTER_PATH + ",aggregations.*.top.buckets.key,aggregations.*.top.buckets.window.value"
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,11 @@ def window_range(surprise: SurpriseSettings, window_end: datetime) -> WindowRang
     return WindowRange(start - surprise.baseline_window * surprise.interval, start, end, score_from)
 
 
-def build_surprise_request(settings: Settings, metrics: Sequence[str], window_end: datetime) -> SurpriseRequest:
-    """The pipeline aggregation computing every metric's percentile surprise for the window ending at window_end."""
+def build_surprise_request(
+    settings: Settings, metrics: Sequence[str], window_end: datetime, *, fused: bool = True
+) -> SurpriseRequest:
+    """The pipeline aggregation computing every metric's percentile surprise for the window ending at window_end
+    (UTC). `fused`: s(q, t) in one moving_fn (Elasticsearch 7.4 on), else in the two steps 6.x can run."""
     source, surprise = settings.source, settings.surprise
     window = window_range(surprise, window_end)
     keys = {metric: f"m{i}" for i, metric in enumerate(metrics)}
@@ -113,16 +116,8 @@ def build_surprise_request(settings: Settings, metrics: Sequence[str], window_en
             "surprise_metric.json.j2",
             metric_filter=_metric_filter(source, metric),
             series_terms=_series_terms(source),
-            time_field=source.time_field,
-            value_field=source.value_fields.get(metric, source.value_field),
-            interval=format_duration(surprise.interval),
-            baseline_window=surprise.baseline_window,
-            baseline_script=_BASELINE_SCRIPTS[surprise.baseline],
-            surprise_paths=_SURPRISE_PATHS[surprise.normalization],
-            surprise_script=_SURPRISE_SCRIPTS[surprise.normalization],
-            score_from_ms=int(window.score_from.timestamp() * 1000),
+            hours=_window_hours(settings, metric, window, fused),
             percents=[float(p) for p in surprise.percentiles],
-            top_series=surprise.top_series,
         )
         for metric in metrics
     }
@@ -132,6 +127,73 @@ def build_surprise_request(settings: Settings, metrics: Sequence[str], window_en
     query = {"bool": {"filter": [time_range, *_source_filters(source, metrics)]}}
     body = render_json("surprise.json.j2", query=query, metric_aggs=metric_aggs)
     return SurpriseRequest(body=body, metric_keys=keys, window=window)
+
+
+def _window_hours(settings: Settings, metric: str, window: WindowRange, fused: bool) -> dict[str, Any]:
+    """One series' buckets over the window and its warm-up, empty ones too (extended_bounds), so that the buckets
+    the window scores are known by position: `window_only` (bucket_sort) keeps just those, after s(q, t) is computed
+    on all of them. Pipeline aggregations run in the order they are declared and the body's keys are sorted when
+    rendered, so its name must sort after "surprise"."""
+    interval_ms = settings.surprise.interval // timedelta(milliseconds=1)
+    first_key = _epoch_ms(window.fetch_start) // interval_ms * interval_ms
+    last_key = (_epoch_ms(window.end) - 1) // interval_ms * interval_ms
+    skipped = -(-(_epoch_ms(window.score_from) - first_key) // interval_ms)
+    kept = (last_key - first_key) // interval_ms + 1 - skipped
+    histogram = {
+        **_histogram(settings),
+        "extended_bounds": {"min": first_key, "max": last_key},
+    }
+    trim = {"bucket_sort": {"from": skipped, "size": kept}}
+    return {"date_histogram": histogram, "aggs": {**surprise_aggs(settings, metric, fused), "window_only": trim}}
+
+
+def _histogram(settings: Settings) -> dict[str, Any]:
+    return {
+        "field": settings.source.time_field,
+        "fixed_interval": format_duration(settings.surprise.interval),
+        "min_doc_count": 0,
+    }
+
+
+def surprise_aggs(settings: Settings, metric: str, fused: bool) -> dict[str, Any]:
+    """The aggregations of one series' bucket: x(q, t) and the surprise s(q, t) against the values of the (at most)
+    baseline_window non-empty buckets before it; `fused`: one moving_fn whose window ends with the bucket itself."""
+    source, s = settings.source, settings.surprise
+    x = {"avg": {"field": source.value_fields.get(metric, source.value_field)}}
+    std = s.normalization in _NEEDS_STD
+    formula = _SURPRISE_FORMULAS[s.normalization]
+    if fused:
+        mean = _FUSED_MEAN if s.baseline == "mean" or std else ""
+        script = " ".join(
+            part
+            for part in (
+                "int n = values.length - 1; if (n < 1) { return Double.NaN; } double x = values[n];",
+                mean,
+                _FUSED_BASELINES[s.baseline],
+                _FUSED_STD if std else "",
+                formula,
+            )
+            if part
+        )
+        fn = {"buckets_path": "x", "window": s.baseline_window + 1, "shift": 1, "script": script}
+        return {"x": x, "surprise": {"moving_fn": fn}}
+    aggs: dict[str, Any] = {
+        "x": x,
+        "baseline": {
+            "moving_fn": {"buckets_path": "x", "window": s.baseline_window, "script": _BASELINE_SCRIPTS[s.baseline]}
+        },
+    }
+    paths = {"x": "x", "b": "baseline"}
+    if std:
+        aggs["baseline_std"] = {"moving_fn": {"buckets_path": "x", "window": s.baseline_window, "script": _STD_SCRIPT}}
+        paths["sd"] = "baseline_std"
+    declared = " ".join(f"double {name} = params.{name};" for name in paths)
+    aggs["surprise"] = {"bucket_script": {"buckets_path": paths, "script": f"{declared} {formula}"}}
+    return aggs
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _metric_filter(source: SourceSettings, metric: str) -> dict[str, Any]:
@@ -195,34 +257,38 @@ def build_series_keys_request(
 
 
 def build_subset_window_request(
-    settings: Settings, metric: str, window_end: datetime, keys: Sequence[str]
+    settings: Settings, metric: str, window_end: datetime, keys: Sequence[str], *, fused: bool = True
 ) -> SurpriseRequest:
     """The per-window request of one metric restricted to the series `keys`, answering each series' window surprise
     S(q, T) (filter_path) instead of the percentiles, which the caller computes over every subset."""
-    request = build_surprise_request(settings, [metric], window_end)
+    request = build_surprise_request(settings, [metric], window_end, fused=fused)
     body = dict(request.body)
     agg = dict(body["aggs"]["m0"])
     agg["filter"] = {"bool": {"filter": [agg["filter"], *_subset_filters(settings.source, keys)]}}
     aggs = dict(agg["aggs"])
-    for name in ("series", "top"):
-        aggs[name] = {**aggs[name], "terms": _subset_terms(settings.source, keys)}
+    aggs["series"] = {**aggs["series"], "terms": _subset_terms(settings.source, keys)}
     body["aggs"] = {"m0": {**agg, "aggs": aggs}}
     return SurpriseRequest(body, request.metric_keys, request.window, SERIES_WINDOW_FILTER_PATH)
 
 
 def build_scan_request(
-    settings: Settings, metric: str, first_end: datetime, last_end: datetime, keys: Sequence[str]
+    settings: Settings,
+    metric: str,
+    first_end: datetime,
+    last_end: datetime,
+    keys: Sequence[str],
+    *,
+    fused: bool = True,
 ) -> ScanRequest:
     """The one-scan request of one metric's series `keys` for every window ending in [first_end, last_end] (UTC):
-    the per-window request's per-series buckets (same baseline and surprise aggregations) over the whole range,
-    plus the pipeline aggregations of scan_series.json.j2 that give each bucket its window's surprise."""
+    the per-window request's surprise aggregations (surprise_aggs) over the whole range, plus the first document's
+    time of each bucket and the pipeline aggregations of scan_series.json.j2 that give each bucket its window's
+    surprise."""
     surprise = settings.surprise
-    first = build_surprise_request(settings, [metric], first_end)
-    hours = dict(first.body["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"])
+    fetch_start = window_range(surprise, first_end).fetch_start
     interval_ms = surprise.interval // timedelta(milliseconds=1)
-    start_ms = int(first.window.fetch_start.timestamp() * 1000)
-    end_ms = int(last_end.timestamp() * 1000)
-    histogram = {**hours["date_histogram"], "extended_bounds": {"min": start_ms, "max": end_ms}}
+    start_ms, end_ms = _epoch_ms(fetch_start), _epoch_ms(last_end)
+    histogram = {**_histogram(settings), "extended_bounds": {"min": start_ms, "max": end_ms}}
     window_buckets = surprise.window // surprise.interval
     added = render_json(
         "scan_series.json.j2",
@@ -231,11 +297,12 @@ def build_scan_request(
         window_buckets=window_buckets if surprise.mode == "max" else 1,
         slack=0 if surprise.mode == "max" else window_buckets - 1,
     )
-    hours = {**hours, "date_histogram": histogram, "aggs": {**hours["aggs"], **added}}
-    query = _range_query(settings.source, metric, first.window.fetch_start, last_end, keys)
+    first = {"first": {"min": {"field": settings.source.time_field}}}
+    hours = {"date_histogram": histogram, "aggs": {**surprise_aggs(settings, metric, fused), **first, **added}}
+    query = _range_query(settings.source, metric, fetch_start, last_end, keys)
     terms = _subset_terms(settings.source, keys)
     body = render_json("scan_metric.json.j2", query=query, series_terms=terms, hours=hours)
-    return ScanRequest(body, first.window.fetch_start, (end_ms - start_ms) // interval_ms + 1)
+    return ScanRequest(body, fetch_start, (end_ms - start_ms) // interval_ms + 1)
 
 
 def _range_query(
@@ -283,14 +350,16 @@ def combined_metric_name(field: str) -> str:
     return f"{field}:all"
 
 
-def build_combined_request(settings: Settings, metrics: Sequence[str], window_end: datetime) -> SurpriseRequest:
+def build_combined_request(
+    settings: Settings, metrics: Sequence[str], window_end: datetime, *, fused: bool = True
+) -> SurpriseRequest:
     """DADS's combined score for the window ending at `window_end` (UTC): per value v of surprise.combine_by, the
     sum over `metrics` (in their order) of each metric's window surprise of v's documents, where every metric has
     one; then the percentiles and top values of those sums, answered in the per-metric request's shape."""
     field = settings.surprise.combine_by
     if field is None:
         raise ValueError("surprise.combine_by is not set")
-    per_metric = build_surprise_request(settings, metrics, window_end)
+    per_metric = build_surprise_request(settings, metrics, window_end, fused=fused)
     series_aggs: dict[str, Any] = {}
     for i, metric in enumerate(metrics):
         tree = per_metric.body["aggs"][f"m{i}"]["aggs"]["series"]["aggs"]
@@ -300,7 +369,10 @@ def build_combined_request(settings: Settings, metrics: Sequence[str], window_en
         "bucket_script": {"buckets_path": paths, "script": " + ".join(f"params.m{i}" for i in range(len(metrics)))}
     }
     terms = {"field": field, "size": MAX_SERIES}
-    trim = per_metric.body["aggs"]["m0"]["aggs"]["top"]["aggs"]["trim"]
+    # "top": the same tree again, trimmed to the most surprising values (trimming "series" would hide values from
+    # the percentiles, which run after it).
+    order = [{"window": {"order": "desc"}}, {"_key": {"order": "asc"}}]
+    trim = {"bucket_sort": {"sort": order, "size": settings.surprise.top_series}}
     summary = {k: per_metric.body["aggs"]["m0"]["aggs"][k] for k in ("percentiles", "scored")}
     combined = {
         "filter": {"match_all": {}},
@@ -311,4 +383,4 @@ def build_combined_request(settings: Settings, metrics: Sequence[str], window_en
         },
     }
     body = {**per_metric.body, "aggs": {"c": combined}}
-    return SurpriseRequest(body, {combined_metric_name(field): "c"}, per_metric.window)
+    return SurpriseRequest(body, {combined_metric_name(field): "c"}, per_metric.window, COMBINED_FILTER_PATH)

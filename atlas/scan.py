@@ -137,10 +137,9 @@ def in_parts(what: str, keys: Sequence[str], per_series: int, ask: Callable[[Seq
 
 
 def window_buckets_per_series(settings: Settings) -> int:
-    """Histogram buckets one series needs in the per-window request: the window's and its warm-up's, twice ("series"
-    and "top")."""
+    """Histogram buckets one series needs in the per-window request: the window's and its warm-up's."""
     s = settings.surprise
-    return 2 * (s.window // s.interval + s.baseline_window + 1)
+    return s.window // s.interval + s.baseline_window
 
 
 def oversized_metrics(
@@ -165,7 +164,9 @@ def series_window_values(
     per_series = window_buckets_per_series(settings)
 
     def ask(part: Sequence[str]) -> dict[str, float]:
-        request = build_subset_window_request(settings, metric, window_end, part)
+        request = build_subset_window_request(
+            settings, metric, window_end, part, fused=es_client.has_moving_fn_shift(client)
+        )
         answer = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
         buckets = answer.get("aggregations", {}).get("m0", {}).get("series", {}).get("buckets", [])
         windows = ((str(b["key"]), b.get("window", {}).get("value")) for b in buckets)
@@ -250,7 +251,8 @@ def _scan_part(
     client: EsClient, settings: Settings, metric: str, ends: Sequence[datetime], keys: Sequence[str]
 ) -> FloatArray:
     """One partition's window surprises, shape (len(keys), len(ends))."""
-    request = build_scan_request(settings, metric, ends[0], ends[-1], keys)
+    fused = es_client.has_moving_fn_shift(client)
+    request = build_scan_request(settings, metric, ends[0], ends[-1], keys, fused=fused)
     answer = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     step = settings.surprise.interval
     columns = [(end - request.first_bucket) // step for end in ends]

@@ -76,12 +76,22 @@ def compute_window_surprise(
     return sorted([*found, *parts], key=lambda r: order[r.metric])
 
 
+def compute_top_series(
+    client: EsClient, settings: Settings, metric: str, window_end: datetime
+) -> tuple[SeriesSurprise, ...]:
+    """The most surprising series of one metric in the window ending at `window_end` (UTC), from every series'
+    window surprise asked in parts: the per-window request answers the percentiles only, and only an anomaly needs
+    its top series (asking for them in it would compute every series twice)."""
+    found = scan.compute_partitioned_window(client, settings, metric, window_end)
+    return found.top_series if found is not None else ()
+
+
 def compute_combined_surprise(
     client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
 ) -> list[WindowSurprise]:
     """DADS's combined score of surprise.combine_by's values over `metrics` for the window ending at `window_end`
     (UTC), as one more WindowSurprise (metric `<field>:all`); none when no value has a surprise for every metric."""
-    request = build_combined_request(settings, metrics, window_end)
+    request = build_combined_request(settings, metrics, window_end, fused=es_client.has_moving_fn_shift(client))
     response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     if response.get("aggregations", {}).get("c", {}).get("series", {}).get("sum_other_doc_count", 0):
         raise DataError(
@@ -96,7 +106,7 @@ def _whole_window(
 ) -> list[WindowSurprise]:
     """The metrics' surprise in one request; in parts after all when the cluster refuses it for its buckets or a
     metric has more series than the request asks for."""
-    request = build_surprise_request(settings, metrics, window_end)
+    request = build_surprise_request(settings, metrics, window_end, fused=es_client.has_moving_fn_shift(client))
     try:
         response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     except EsQueryRejected as exc:

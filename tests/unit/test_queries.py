@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,22 +36,47 @@ def test_default_request() -> None:
     assert time_range == {"range": {"@timestamp": {"gte": "2024-01-08T00:00:00Z", "lt": "2024-01-10T00:00:00Z"}}}
     assert metrics == {"terms": {"metric": ["cpu", "mem"]}}
     assert body["aggs"]["m1"]["filter"] == {"term": {"metric": "mem"}}
+    histogram = body["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["date_histogram"]
+    # every bucket from 2024-01-08T00:00Z to 2024-01-09T23:00Z, empty ones too, so that positions are fixed
+    assert histogram["extended_bounds"] == {"min": 1704672000000, "max": 1704841200000}
     hours = hours_aggs(body)
-    assert hours["baseline"]["moving_fn"]["window"] == 24
-    # mode last (the default) scores only the window's last bucket, 2024-01-09T23:00Z
-    assert hours["surprise"]["bucket_script"]["script"]["params"] == {"score_from": 1704841200000}
-    assert "params.sd" not in hours["surprise"]["bucket_script"]["script"]["source"]
+    fn = hours["surprise"]["moving_fn"]
+    assert (fn["window"], fn["shift"]) == (25, 1)  # 24 values before the bucket, then its own
+    assert "sd" not in fn["script"]
+    # mode last (the default) scores only the window's last bucket, the 48th
+    assert hours["window_only"] == {"bucket_sort": {"from": 47, "size": 1}}
     assert body["aggs"]["m0"]["aggs"]["percentiles"]["percentiles_bucket"]["percents"] == [90.0, 99.0]
-    assert body["aggs"]["m0"]["aggs"]["top"]["aggs"]["trim"]["bucket_sort"]["size"] == 5
+    assert "top" not in body["aggs"]["m0"]["aggs"]  # top series are asked for anomalies only
     assert "runtime_mappings" not in body  # clusters before 7.11 refuse the key
     assert body["aggs"]["m0"]["aggs"]["series"]["terms"] == {"field": "query", "size": 65536}
 
 
+def test_the_trim_is_declared_after_every_other_pipeline() -> None:
+    """Elasticsearch runs a bucket's pipeline aggregations in the order the body declares them: trimming first
+    would leave the moving_fn one bucket to look back on."""
+    for fused in (True, False):
+        for normalization in ("none", "zscore"):
+            settings = load_settings(None, {"surprise.normalization": normalization})
+            body = build_surprise_request(settings, ["cpu"], T, fused=fused).body
+            names = list(json.loads(json.dumps(body))["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"])
+            pipelines = [n for n in names if n != "x"]
+            assert pipelines[-1] == "window_only", (fused, normalization, names)
+
+
+def test_mode_max_keeps_the_window_buckets() -> None:
+    body = build_surprise_request(load_settings(None, {"surprise.mode": "max"}), ["cpu"], T).body
+    assert hours_aggs(body)["window_only"] == {"bucket_sort": {"from": 24, "size": 24}}
+
+
 def test_zscore_divides_by_the_baseline_std() -> None:
-    body = build_surprise_request(load_settings(None, {"surprise.normalization": "zscore"}), ["cpu"], T).body
-    script = hours_aggs(body)["surprise"]["bucket_script"]
-    assert script["buckets_path"]["sd"] == "baseline_std"
-    assert script["script"]["source"].endswith("/ params.sd;")
+    settings = load_settings(None, {"surprise.normalization": "zscore"})
+    fused = hours_aggs(build_surprise_request(settings, ["cpu"], T).body)["surprise"]["moving_fn"]["script"]
+    assert "Math.pow(values[i] - mean, 2)" in fused and fused.endswith("/ sd;")
+    two_step = hours_aggs(build_surprise_request(settings, ["cpu"], T, fused=False).body)
+    assert two_step["baseline_std"]["moving_fn"]["window"] == 24
+    script = two_step["surprise"]["bucket_script"]
+    assert script["buckets_path"] == {"x": "x", "b": "baseline", "sd": "baseline_std"}
+    assert script["script"].endswith("/ sd;")
 
 
 def test_wide_form_and_two_series_fields() -> None:
@@ -67,6 +93,5 @@ def test_wide_form_and_two_series_fields() -> None:
     }
     assert hours_aggs(body)["x"] == {"avg": {"field": "system.cpu.pct"}}
     assert len(body["query"]["bool"]["filter"]) == 1  # no metric terms filter in wide form
-    for tree in ("series", "top"):
-        terms = body["aggs"]["m0"]["aggs"][tree]["terms"]
-        assert terms["script"] == {"source": "doc['host'].value + '|' + doc['disk'].value", "lang": "painless"}
+    terms = body["aggs"]["m0"]["aggs"]["series"]["terms"]
+    assert terms["script"] == {"source": "doc['host'].value + '|' + doc['disk'].value", "lang": "painless"}
