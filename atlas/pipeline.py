@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +20,13 @@ from atlas.outputs import notify, report
 from atlas.queries import combined_metric_name
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
-from atlas.surprise import check_source_fields, compute_combined_surprise, compute_window_surprise, resolve_metrics
+from atlas.surprise import (
+    check_source_fields,
+    compute_combined_surprise,
+    compute_top_series,
+    compute_window_surprise,
+    resolve_metrics,
+)
 from atlas.threshold import group_events, select_anomalies, threshold_points
 
 CHUNK = 24  # windows computed, written and recorded as done together
@@ -195,12 +201,19 @@ def _process(
         )
         for start in range(0, len(ends), CHUNK):
             chunk = list(ends[start : start + CHUNK])
-            fresh = compute(chunk)
+            computed = compute(chunk)
             if combine_by:
-                fresh += [r for t in chunk for r in compute_combined_surprise(client, settings, metrics, t)]
+                computed += [r for t in chunk for r in compute_combined_surprise(client, settings, metrics, t)]
+            # Only anomalies name their top series: a run, which does not ask for them, and a backfill, which has
+            # them for every window, write the same documents.
+            known = {(r.metric, r.window_end): r.top_series for r in computed if r.top_series}
+            fresh = [dataclasses.replace(r, top_series=()) for r in computed]
             if not dry_run:
                 written += results.write_surprise(client, settings, fresh)
             found = threshold_windows(settings, client, watched, chunk[0], chunk[-1], fresh if dry_run else ())
+            found, named = _name_top_series(client, settings, metrics, found, fresh, known)
+            if named and not dry_run:
+                results.write_surprise(client, settings, named)
             if not dry_run:
                 results.write_anomalies(client, settings, found)
             anomalies.update(((a.metric, a.percentile, a.window_end), a) for a in found)
@@ -212,6 +225,29 @@ def _process(
     ordered = tuple(sorted(anomalies.values(), key=lambda a: (a.window_end, a.metric, a.percentile)))
     events = tuple(group_events(ordered, settings.surprise.step))
     return RunResult(tuple(ends), written, ordered, events, dry_run), lease
+
+
+def _name_top_series(
+    client: EsClient,
+    settings: Settings,
+    metrics: Sequence[str],
+    anomalies: Sequence[Anomaly],
+    fresh: Sequence[WindowSurprise],
+    known: Mapping[tuple[str, datetime], tuple[SeriesSurprise, ...]],
+) -> tuple[list[Anomaly], list[WindowSurprise]]:
+    """Give the anomalies of the windows just computed their top series: `known` (the one-scan backfill and the
+    combined score have them), else asked once per metric and window. Also returns those windows' results with
+    their top series, to be written again."""
+    computed = {(r.metric, r.window_end): r for r in fresh}
+    missing = sorted({(a.metric, a.window_end) for a in anomalies if not a.top_series} & computed.keys())
+    tops = {
+        key: known.get(key) or (compute_top_series(client, settings, *key) if key[0] in metrics else ())
+        for key in missing
+    }
+    named = [dataclasses.replace(computed[key], top_series=top) for key, top in tops.items() if top]
+    return [
+        dataclasses.replace(a, top_series=tops.get((a.metric, a.window_end), a.top_series)) for a in anomalies
+    ], named
 
 
 def window_by_window(

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from atlas.es_client import EsClient
 from atlas.records import WindowSurprise
 from atlas.reference import ReferenceWindow
+from atlas.settings import Settings
+from atlas.surprise import compute_top_series
+
+
+def with_top_series(client: EsClient, settings: Settings, result: WindowSurprise) -> WindowSurprise:
+    """The result with the top series an anomaly of its window is given (compute_top_series): the per-window request
+    answers the percentiles only."""
+    assert not result.top_series, "the per-window request does not ask for top series"
+    top = compute_top_series(client, settings, result.metric, result.window_end)
+    return dataclasses.replace(result, top_series=top)
 
 
 def assert_matches_reference(actual: WindowSurprise, expected: ReferenceWindow, where: object) -> None:

@@ -25,7 +25,7 @@ from atlas.reference import reference_window
 from atlas.settings import load_settings
 from atlas.surprise import compute_window_surprise
 from tests.integration.test_surprise_parity import WINDOW_ENDS, datasets
-from tests.parity import assert_matches_reference
+from tests.parity import assert_matches_reference, with_top_series
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def assert_surprise_matches_reference_on_spread_shards(url: str) -> None:
             want = reference_window(frame, settings.surprise, end)
             assert sorted(got) == sorted(want)
             for metric, expected in want.items():
-                assert_matches_reference(got[metric], expected, (metric, end))
+                assert_matches_reference(with_top_series(client, settings, got[metric]), expected, (metric, end))
 
 
 def test_three_nodes_form_one_cluster_and_spread_shards(data_dir: Path) -> None:

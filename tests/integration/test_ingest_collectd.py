@@ -39,6 +39,7 @@ from atlas.reference import reference_window
 from atlas.settings import load_settings
 from atlas.surprise import compute_window_surprise
 from tests.integration.test_ingest_rrd import hourly_averages
+from tests.parity import with_top_series
 from tests.unit.test_notify import closed_port
 
 pytestmark = pytest.mark.integration
@@ -323,8 +324,9 @@ def test_collectds_10s_and_a_60s_source_share_hourly_buckets(
         },
     )
     end = datetime.fromtimestamp(T0 + HOURS * 3600, UTC)
-    result = compute_window_surprise(es_client.connect(settings.es), settings, [METRIC], end)
-    actual = {s.series: s.surprise for s in result[0].top_series}
+    client = es_client.connect(settings.es)
+    result = compute_window_surprise(client, settings, [METRIC], end)
+    actual = {s.series: s.surprise for s in with_top_series(client, settings, result[0]).top_series}
     by_hand = {}
     for series, points in (("web1/blue", ten), ("csv1", sixty)):
         means = hour_means(points)

@@ -11,6 +11,7 @@ from elasticsearch import Elasticsearch, helpers
 from atlas import es_client
 from atlas.settings import load_settings
 from atlas.surprise import compute_window_surprise
+from tests.parity import with_top_series
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +80,6 @@ def test_wide_form_and_two_series_fields_match_long_form(es: Elasticsearch, es_u
     got_wide = compute_window_surprise(client, wide_settings, ["cpu", "mem"], END)
     got_long = compute_window_surprise(client, long_settings, ["cpu", "mem"], END)
     assert got_wide == got_long
-    cpu = got_wide[0]
+    cpu = with_top_series(client, wide_settings, got_wide[0])
     assert (cpu.metric, cpu.series_count) == ("cpu", 8)  # 4 hosts x 2 disks, keyed "host|disk"
     assert {s.series for s in cpu.top_series[:2]} == {"h2|sda", "h2|sdb"}

@@ -17,7 +17,7 @@ from atlas.ingest import load
 from atlas.reference import reference_window
 from atlas.settings import Settings, load_settings
 from atlas.surprise import compute_window_surprise
-from tests.parity import assert_matches_reference
+from tests.parity import assert_matches_reference, with_top_series
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +123,7 @@ def test_elasticsearch_equals_reference(
         want = reference_window(frame, settings.surprise, end)
         assert sorted(got) == sorted(want), end
         for metric, expected in want.items():
-            assert_matches_reference(got[metric], expected, (metric, end))
+            assert_matches_reference(with_top_series(client, settings, got[metric]), expected, (metric, end))
             compared += 1
     # zscore and gaussian leave out "equal" (std 0 everywhere); every other metric is scored in every window
     assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization in ("zscore", "gaussian")))

@@ -1,6 +1,6 @@
 """Real Watcher (Elasticsearch 6.8.23, trial licence): the watch installed with `atlas watch install` and run by
 Watcher for every window end flags exactly what the Python threshold stage flags, and its Slack and email actions
-reach a local HTTP server and a local SMTP server."""
+reach a local HTTP server and a local SMTP server. The same node checks 6.x's two-step surprise aggregation."""
 
 from __future__ import annotations
 
@@ -18,12 +18,17 @@ from click.testing import CliRunner
 from atlas import es_client
 from atlas.cli import cli
 from atlas.embedded import NodeOptions
+from atlas.ingest import load
 from atlas.outputs.notify import point_phrase
 from atlas.outputs.watch import execute_dry_run, execute_in_watcher
+from atlas.reference import reference_window
 from atlas.settings import load_settings
+from atlas.surprise import compute_window_surprise
 from atlas.threshold import select_anomalies
 from tests.es_nodes import running_node
+from tests.integration.test_surprise_parity import WINDOW_ENDS, datasets
 from tests.local_servers import Recorded, http_server, smtp_server
+from tests.parity import assert_matches_reference, with_top_series
 from tests.surprise_series import (
     PERCENTILES,
     flagged_by_python,
@@ -154,3 +159,51 @@ def test_atlas_watch_execute_uses_watcher_and_simulates_by_default(watcher_node:
     assert answer["action_status"] == {"slack": "simulated", "email": "simulated"}
     assert "metric " in answer["actions"]["slack"]
     assert len(watcher_node.slack.requests) == slack_before  # simulated: nothing sent
+
+
+@pytest.mark.parametrize(
+    ("mode", "normalization", "baseline"),
+    [
+        ("max", "none", "mean"),
+        ("last", "relative", "median"),
+        ("max", "zscore", "median"),
+        ("last", "gaussian", "mean"),
+    ],
+)
+def test_the_two_step_surprise_of_6x_equals_the_reference(
+    watcher_node: WatcherNode, mode: str, normalization: str, baseline: str
+) -> None:
+    """6.x's moving_fn has no shift: the same node checks the two-step form (baseline, then bucket_script) against
+    reference.py, every series' window surprise and every percentile to 1e-9."""
+    index = "atlas-test-two-step"
+    frame = datasets()
+    settings = load_settings(
+        None,
+        {
+            "es.urls": [watcher_node.url],
+            "source.index": index,
+            "surprise.mode": mode,
+            "surprise.normalization": normalization,
+            "surprise.baseline": baseline,
+            "surprise.min_tail_series": 1,
+            "surprise.top_series": 1000,
+        },
+    )
+    client = es_client.connect(settings.es)
+    assert not es_client.has_moving_fn_shift(client)
+    if not es_client.index_exists(client, index):
+        docs = (
+            {"@timestamp": ts.isoformat(), "metric": m, "query": q, "value": v}
+            for ts, m, q, v in frame.itertuples(index=False)
+        )
+        load.load_documents(client, settings.source, index, docs)
+    metrics = sorted(frame["metric"].unique())
+    compared = 0
+    for end in WINDOW_ENDS:
+        got = {r.metric: r for r in compute_window_surprise(client, settings, metrics, end)}
+        want = reference_window(frame, settings.surprise, end)
+        assert sorted(got) == sorted(want), end
+        for metric, expected in want.items():
+            assert_matches_reference(with_top_series(client, settings, got[metric]), expected, (metric, end))
+            compared += 1
+    assert compared >= len(WINDOW_ENDS) * (len(metrics) - 1)
