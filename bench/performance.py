@@ -60,6 +60,7 @@ SCALES = {
     "small": Scale(2, 100, 2, 648, 8, (2_000, 6_000, 20_000), "6h"),
     "blog": Scale(5, 500, 30, 600, 8, (10_000, 30_000, 100_000), "24h"),
 }
+PARTS = ["ingest", "backfill", "hourly", "series", "cluster"]
 Row = tuple[str, str, str, str, str]
 rows: list[Row] = []
 
@@ -387,7 +388,9 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--cluster-port", type=int, default=9403)
     parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure [all]")
     args = parser.parse_args()
+    parts = set(args.parts) - ({"cluster"} if args.skip_cluster else set())
     scale = SCALES[args.scale]
     spec = simulate.SimulationSpec(
         metrics=scale.metrics, queries=scale.queries, nodes=scale.nodes, hours=scale.hours, start=START
@@ -395,21 +398,30 @@ def main() -> None:
     index = f"h1-bench-{args.scale}"
     settings = settings_for(args.url, index)
     client = es_client.connect(settings.es)
-    if es_client.index_exists(client, index):
-        es_client.delete_index(client, index)
     metrics = [simulate.metric_name(m) for m in range(scale.metrics)]
     first = START + settings.surprise.window + settings.surprise.baseline_window * settings.surprise.interval
     ends = [
         first + timedelta(hours=h)
         for h in range(int((START + timedelta(hours=scale.hours) - first) / timedelta(hours=1)) + 1)
     ]
-    with tempfile.TemporaryDirectory(prefix="h1-bench-") as work:
-        docs = bench_ingest(args.url, settings, spec, Path(work))
-    one, want = timed(lambda: scan.scan_surprise(client, settings, metrics, ends))
-    bench_backfill(settings, metrics, ends, docs, scale.metrics * scale.queries)
-    bench_hourly(args.url, settings, metrics, ends[-scale.run_windows :], scale.queries)
-    bench_series(args.url, scale)
-    if not args.skip_cluster:
+    docs = scale.metrics * scale.queries * scale.nodes * scale.hours
+    if "ingest" in parts:
+        if es_client.index_exists(client, index):
+            es_client.delete_index(client, index)
+        with tempfile.TemporaryDirectory(prefix="h1-bench-") as work:
+            docs = bench_ingest(args.url, settings, spec, Path(work))
+    elif parts & {"backfill", "hourly", "cluster"} and not es_client.index_exists(client, index):
+        load.load_documents(client, settings.source, index, simulate.simulate_documents(spec), extra_keywords=["node"])
+    series = scale.metrics * scale.queries
+    if parts & {"backfill", "cluster"}:
+        one, want = timed(lambda: scan.scan_surprise(client, settings, metrics, ends))
+    if "backfill" in parts:
+        bench_backfill(settings, metrics, ends, docs, series)
+    if "hourly" in parts:
+        bench_hourly(args.url, settings, metrics, ends[-scale.run_windows :], scale.queries)
+    if "series" in parts:
+        bench_series(args.url, scale)
+    if "cluster" in parts:
         bench_cluster(args.cluster_port, settings, spec, metrics, ends, one, want)
     print(f"\n`python bench/performance.py --scale {args.scale}` on {os.cpu_count()} cores, Elasticsearch 7.10.2\n")
     print("| measure | ratio | a | b | what |\n| --- | --- | --- | --- | --- |")
