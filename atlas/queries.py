@@ -230,14 +230,16 @@ def _painless_string(text: str) -> str:
 # --- Series partitions and the one-scan backfill (issue 11): new builders on the per-window request's parts. ---
 
 SERIES_WINDOW_FILTER_PATH = "aggregations.*.series.buckets.key,aggregations.*.series.buckets.window.value"
-SCAN_FILTER_PATH = "aggregations.series.buckets.key,aggregations.series.buckets.hours.buckets.scan_window.value"
+SCAN_FILTER_PATH = ",".join(
+    f"aggregations.series.buckets.{path}" for path in ("key", "hours.buckets.x.value", "hours.buckets.surprise.value")
+)
 SERIES_KEYS_FILTER_PATH = "aggregations.keys.after_key,aggregations.keys.buckets.key.key"
 
 
 @dataclass(frozen=True)
 class ScanRequest:
     """One metric's one-scan request over some of its series: each series' histogram has `positions` buckets from
-    `first_bucket` (UTC) on, and the bucket starting at a window end T carries the window surprise S(q, T)."""
+    `first_bucket` (UTC) on, each with x(q, t) and s(q, t); the last is the bucket starting at the last window end."""
 
     body: dict[str, Any]
     first_bucket: datetime
@@ -281,24 +283,14 @@ def build_scan_request(
     fused: bool = True,
 ) -> ScanRequest:
     """The one-scan request of one metric's series `keys` for every window ending in [first_end, last_end] (UTC):
-    the per-window request's surprise aggregations (surprise_aggs) over the whole range, plus the first document's
-    time of each bucket and the pipeline aggregations of scan_series.json.j2 that give each bucket its window's
-    surprise."""
+    the per-window request's x(q, t) and s(q, t) (surprise_aggs) at every bucket of the whole range, empty ones too,
+    so that a bucket's position tells its time. What windows make of them is computed by atlas/scan.py."""
     surprise = settings.surprise
     fetch_start = window_range(surprise, first_end).fetch_start
     interval_ms = surprise.interval // timedelta(milliseconds=1)
     start_ms, end_ms = _epoch_ms(fetch_start), _epoch_ms(last_end)
     histogram = {**_histogram(settings), "extended_bounds": {"min": start_ms, "max": end_ms}}
-    window_buckets = surprise.window // surprise.interval
-    added = render_json(
-        "scan_series.json.j2",
-        baseline_window=surprise.baseline_window,
-        interval_ms=interval_ms,
-        window_buckets=window_buckets if surprise.mode == "max" else 1,
-        slack=0 if surprise.mode == "max" else window_buckets - 1,
-    )
-    first = {"first": {"min": {"field": settings.source.time_field}}}
-    hours = {"date_histogram": histogram, "aggs": {**surprise_aggs(settings, metric, fused), **first, **added}}
+    hours = {"date_histogram": histogram, "aggs": surprise_aggs(settings, metric, fused)}
     query = _range_query(settings.source, metric, fetch_start, last_end, keys)
     terms = _subset_terms(settings.source, keys)
     body = render_json("scan_metric.json.j2", query=query, series_terms=terms, hours=hours)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,7 @@ VALUES_BUDGET = 4_000_000
 KEYS_PAGE = 10_000  # series keys per listing request
 WORKERS = 2  # requests in flight at once
 SCAN_BLOCK = 720  # window ends scanned together by a backfill (30 days of hourly windows); their results are kept
-_AFFECTED = -np.finfo(np.float64).max  # scan_series.json.j2's -Double.MAX_VALUE
+_AFFECTED = -np.finfo(np.float64).max  # a window the per-window request must be asked for
 
 
 def exact_percentile(ascending: FloatArray, percent: float) -> float:
@@ -254,8 +254,10 @@ def _scan_part(
     fused = es_client.has_moving_fn_shift(client)
     request = build_scan_request(settings, metric, ends[0], ends[-1], keys, fused=fused)
     answer = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
-    step = settings.surprise.interval
-    columns = [(end - request.first_bucket) // step for end in ends]
+    s = settings.surprise
+    columns = np.array([(end - request.first_bucket) // s.interval for end in ends])
+    window_buckets = s.window // s.interval
+    shape = (window_buckets, 0) if s.mode == "max" else (1, window_buckets - 1)  # buckets scored, slack
     rows = {str(b["key"]): b for b in answer.get("aggregations", {}).get("series", {}).get("buckets", [])}
     values = np.full((len(keys), len(ends)), math.nan)
     for i, key in enumerate(keys):
@@ -265,13 +267,36 @@ def _scan_part(
         hours = bucket.get("hours", {}).get("buckets", [])
         if len(hours) != request.positions:
             raise AssertionError(f"scan of {metric}: series {key} has {len(hours)} buckets, not {request.positions}")
-        values[i] = [_window_value(hours[c]) for c in columns]
+        present = np.array([h.get("x", {}).get("value") is not None for h in hours])
+        surprise = np.array([h.get("surprise", {}).get("value") for h in hours], dtype=np.float64)
+        values[i] = window_surprise(present, surprise, columns, *shape, s.baseline_window)
     return values
 
 
-def _window_value(bucket: Mapping[str, Any]) -> float:
-    value = bucket.get("scan_window", {}).get("value")
-    return math.nan if value is None else float(value)
+def window_surprise(
+    present: npt.NDArray[np.bool_],
+    surprise: FloatArray,
+    columns: npt.NDArray[np.int64],
+    scored: int,
+    slack: int,
+    baseline_window: int,
+) -> FloatArray:
+    """One series' window surprise S(q, T) for the windows whose end is the start of bucket `columns`: the largest
+    finite s(q, t) of the `scored` buckets before it (NaN if none). _AFFECTED where one of those buckets' baseline
+    reaches back more than baseline_window + slack buckets (moving_fn takes the last baseline_window buckets with a
+    value, so a gap stretches it): the per-window request, whose warm-up starts later, could see another baseline.
+    A bucket with fewer values before it than baseline_window reaches back to the series' first value."""
+    positions = np.flatnonzero(present)
+    reach = np.zeros(len(present), dtype=np.int64)
+    if len(positions) > 1:
+        later = np.arange(1, len(positions))
+        oldest = positions[np.maximum(0, later - baseline_window)]
+        reach[positions[1:]] = positions[1:] - oldest
+    affected = np.concatenate([[0], np.cumsum(reach - baseline_window > slack)])
+    finite = np.where(np.isfinite(surprise), surprise, -np.inf)
+    largest = np.lib.stride_tricks.sliding_window_view(finite, scored).max(axis=1)[columns - scored]
+    found = np.where(largest == -np.inf, math.nan, largest)
+    return np.where(affected[columns] - affected[columns - scored] > 0, _AFFECTED, found)
 
 
 def _ask_affected(
