@@ -4,6 +4,7 @@ one pass checks every file whole, a second pass reads back exactly the samples t
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 import stat
@@ -105,6 +106,7 @@ class _BadRow(ValueError):
     """A row that cannot become a sample; the message says why, without path and line."""
 
 
+@functools.lru_cache(maxsize=65_536)  # imports repeat each timestamp once per series
 def format_timestamp(ts: datetime) -> str:
     """ISO-8601 UTC with a `Z`, to the second (milliseconds when non-zero), e.g. `2024-05-01T10:00:00Z`.
 

@@ -4,6 +4,7 @@ bounded reading, two passes over the same bytes, the bad rows --skip-bad names a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -244,6 +245,18 @@ def test_id_is_the_sha256_of_the_json_key() -> None:
     assert document_id(MetricSample(T10, "cpu", "host-b", 0.75)) == (
         "03c6aa6eaf7cf326d33b62ef96b1cdabf2b20e2223dc12c03e4a8aff5b275576"
     )
+
+
+@pytest.mark.parametrize(
+    ("metric", "series"),
+    [("cpu", "host-b"), ('a"b', "c"), ("a\\b", "c"), ("é ü", "日本"), ("a\u2028b", "c"), ("a", "tab\there")],
+    ids=["plain", "quote", "backslash", "non-ascii", "line-separator", "control"],
+)
+def test_every_name_gets_the_id_of_its_json_key(metric: str, series: str) -> None:
+    """Plain names skip json.dumps; the key must be what it would write, whatever the name."""
+    key = json.dumps([metric, series, 1714557600000], ensure_ascii=False, separators=(",", ":"))
+    want = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    assert document_id(MetricSample(T10, metric, series, 1.0)) == want
 
 
 # ---- index names -------------------------------------------------------------------------------------------
