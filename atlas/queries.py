@@ -144,7 +144,7 @@ def _window_hours(settings: Settings, metric: str, window: WindowRange, fused: b
         "extended_bounds": {"min": first_key, "max": last_key},
     }
     trim = {"bucket_sort": {"from": skipped, "size": kept}}
-    return {"date_histogram": histogram, "aggs": {**surprise_aggs(settings, metric, fused), "window_only": trim}}
+    return {"date_histogram": histogram, "aggs": {**_surprise_aggs(settings, metric, fused), "window_only": trim}}
 
 
 def _histogram(settings: Settings) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def _histogram(settings: Settings) -> dict[str, Any]:
     }
 
 
-def surprise_aggs(settings: Settings, metric: str, fused: bool) -> dict[str, Any]:
+def _surprise_aggs(settings: Settings, metric: str, fused: bool) -> dict[str, Any]:
     """The aggregations of one series' bucket: x(q, t) and the surprise s(q, t) against the values of the (at most)
     baseline_window non-empty buckets before it; `fused`: one moving_fn whose window ends with the bucket itself."""
     source, s = settings.source, settings.surprise
@@ -283,14 +283,14 @@ def build_scan_request(
     fused: bool = True,
 ) -> ScanRequest:
     """The one-scan request of one metric's series `keys` for every window ending in [first_end, last_end] (UTC):
-    the per-window request's x(q, t) and s(q, t) (surprise_aggs) at every bucket of the whole range, empty ones too,
+    the per-window request's x(q, t) and s(q, t) (_surprise_aggs) at every bucket of the whole range, empty ones too,
     so that a bucket's position tells its time. What windows make of them is computed by atlas/scan.py."""
     surprise = settings.surprise
     fetch_start = window_range(surprise, first_end).fetch_start
     interval_ms = surprise.interval // timedelta(milliseconds=1)
     start_ms, end_ms = _epoch_ms(fetch_start), _epoch_ms(last_end)
     histogram = {**_histogram(settings), "extended_bounds": {"min": start_ms, "max": end_ms}}
-    hours = {"date_histogram": histogram, "aggs": surprise_aggs(settings, metric, fused)}
+    hours = {"date_histogram": histogram, "aggs": _surprise_aggs(settings, metric, fused)}
     query = _range_query(settings.source, metric, fetch_start, last_end, keys)
     terms = _subset_terms(settings.source, keys)
     body = render_json("scan_metric.json.j2", query=query, series_terms=terms, hours=hours)

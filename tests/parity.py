@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
 
+import pandas as pd
 import pytest
 
 from atlas.es_client import EsClient
 from atlas.records import WindowSurprise
-from atlas.reference import ReferenceWindow
+from atlas.reference import ReferenceWindow, reference_window
 from atlas.settings import Settings
-from atlas.surprise import compute_top_series
+from atlas.surprise import compute_top_series, compute_window_surprise
 
 
 def with_top_series(client: EsClient, settings: Settings, result: WindowSurprise) -> WindowSurprise:
@@ -35,3 +38,20 @@ def assert_matches_reference(actual: WindowSurprise, expected: ReferenceWindow, 
             assert actual.percentiles[p] is None, (where, p)
         else:
             assert actual.percentiles[p] == pytest.approx(value, rel=1e-9), (where, p)
+
+
+def assert_windows_match_reference(
+    client: EsClient, settings: Settings, frame: pd.DataFrame, ends: Sequence[datetime]
+) -> int:
+    """Every metric's result at every window end of `ends` (UTC), with its top series, against reference.py's from
+    the same documents (`frame`: timestamp, metric, series, value); returns how many were compared."""
+    metrics = sorted(frame["metric"].unique())
+    compared = 0
+    for end in ends:
+        got = {r.metric: r for r in compute_window_surprise(client, settings, metrics, end)}
+        want = reference_window(frame, settings.surprise, end)
+        assert sorted(got) == sorted(want), end
+        for metric, expected in want.items():
+            assert_matches_reference(with_top_series(client, settings, got[metric]), expected, (metric, end))
+            compared += 1
+    return compared

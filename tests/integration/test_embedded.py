@@ -21,11 +21,9 @@ from atlas.embedded import cluster_status, default_home, start_cluster, stop_clu
 from atlas.errors import ConfigError
 from atlas.indices import source_mapping
 from atlas.ingest import load
-from atlas.reference import reference_window
 from atlas.settings import load_settings
-from atlas.surprise import compute_window_surprise
 from tests.integration.test_surprise_parity import WINDOW_ENDS, datasets
-from tests.parity import assert_matches_reference, with_top_series
+from tests.parity import assert_windows_match_reference
 
 pytestmark = pytest.mark.integration
 
@@ -110,13 +108,7 @@ def assert_surprise_matches_reference_on_spread_shards(url: str) -> None:
                 for ts, m, q, v in frame.itertuples(index=False)
             )
             load.load_documents(client, settings.source, index, docs, extra_keywords=["node"])
-        metrics = sorted(frame["metric"].unique())
-        for end in WINDOW_ENDS:
-            got = {r.metric: r for r in compute_window_surprise(client, settings, metrics, end)}
-            want = reference_window(frame, settings.surprise, end)
-            assert sorted(got) == sorted(want)
-            for metric, expected in want.items():
-                assert_matches_reference(with_top_series(client, settings, got[metric]), expected, (metric, end))
+        assert assert_windows_match_reference(client, settings, frame, WINDOW_ENDS)
 
 
 def test_three_nodes_form_one_cluster_and_spread_shards(data_dir: Path) -> None:

@@ -14,10 +14,8 @@ from elasticsearch import Elasticsearch
 
 from atlas import es_client
 from atlas.ingest import load
-from atlas.reference import reference_window
 from atlas.settings import Settings, load_settings
-from atlas.surprise import compute_window_surprise
-from tests.parity import assert_matches_reference, with_top_series
+from tests.parity import assert_windows_match_reference
 
 pytestmark = pytest.mark.integration
 
@@ -116,14 +114,6 @@ def test_elasticsearch_equals_reference(
         },
     )
     metrics = sorted(frame["metric"].unique())
-    client = es_client.connect(settings.es)
-    compared = 0
-    for end in WINDOW_ENDS:
-        got = {r.metric: r for r in compute_window_surprise(client, settings, metrics, end)}
-        want = reference_window(frame, settings.surprise, end)
-        assert sorted(got) == sorted(want), end
-        for metric, expected in want.items():
-            assert_matches_reference(with_top_series(client, settings, got[metric]), expected, (metric, end))
-            compared += 1
+    compared = assert_windows_match_reference(es_client.connect(settings.es), settings, frame, WINDOW_ENDS)
     # zscore and gaussian leave out "equal" (std 0 everywhere); every other metric is scored in every window
     assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization in ("zscore", "gaussian")))

@@ -21,14 +21,12 @@ from atlas.embedded import NodeOptions
 from atlas.ingest import load
 from atlas.outputs.notify import point_phrase
 from atlas.outputs.watch import execute_dry_run, execute_in_watcher
-from atlas.reference import reference_window
 from atlas.settings import load_settings
-from atlas.surprise import compute_window_surprise
 from atlas.threshold import select_anomalies
 from tests.es_nodes import running_node
 from tests.integration.test_surprise_parity import WINDOW_ENDS, datasets
 from tests.local_servers import Recorded, http_server, smtp_server
-from tests.parity import assert_matches_reference, with_top_series
+from tests.parity import assert_windows_match_reference
 from tests.surprise_series import (
     PERCENTILES,
     flagged_by_python,
@@ -197,13 +195,5 @@ def test_the_two_step_surprise_of_6x_equals_the_reference(
             for ts, m, q, v in frame.itertuples(index=False)
         )
         load.load_documents(client, settings.source, index, docs)
-    metrics = sorted(frame["metric"].unique())
-    compared = 0
-    for end in WINDOW_ENDS:
-        got = {r.metric: r for r in compute_window_surprise(client, settings, metrics, end)}
-        want = reference_window(frame, settings.surprise, end)
-        assert sorted(got) == sorted(want), end
-        for metric, expected in want.items():
-            assert_matches_reference(with_top_series(client, settings, got[metric]), expected, (metric, end))
-            compared += 1
-    assert compared >= len(WINDOW_ENDS) * (len(metrics) - 1)
+    compared = assert_windows_match_reference(client, settings, frame, WINDOW_ENDS)
+    assert compared >= len(WINDOW_ENDS) * (frame["metric"].nunique() - 1)
