@@ -254,8 +254,8 @@ def window_by_window(
     client: EsClient, settings: Settings, metrics: Sequence[str], pool: ThreadPoolExecutor, chunk: Sequence[datetime]
 ) -> list[WindowSurprise]:
     """One request per window of `chunk`, `pool`'s workers at a time; the series are counted once for the chunk."""
-    oversized = scan.oversized_metrics(client, settings, metrics, chunk)
-    found = pool.map(lambda t: compute_window_surprise(client, settings, metrics, t, oversized), chunk)
+    plan = scan.plan_requests(client, settings, metrics, chunk)
+    found = pool.map(lambda t: compute_window_surprise(client, settings, metrics, t, plan), chunk)
     return [r for rs in found for r in rs]
 
 

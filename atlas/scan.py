@@ -142,19 +142,42 @@ def window_buckets_per_series(settings: Settings) -> int:
     return s.window // s.interval + s.baseline_window
 
 
-def oversized_metrics(
+@dataclass(frozen=True)
+class RequestPlan:
+    """How the metrics of a window are asked: `batches` of whole metrics, one request each, within BUCKET_BUDGET
+    together; `parted`, the metrics whose series alone pass it, each in parts of its series."""
+
+    batches: tuple[tuple[str, ...], ...]
+    parted: tuple[str, ...]
+
+
+def plan_requests(
     client: EsClient, settings: Settings, metrics: Sequence[str], ends: Sequence[datetime]
-) -> set[str]:
-    """The metrics whose series need more buckets than one request may hold in some window ending at `ends` (UTC,
-    ascending): sending them whole makes a node run out of heap before search.max_buckets stops the request. One
-    request for all the windows: a series counts if it has documents anywhere in their ranges."""
+) -> RequestPlan:
+    """The plan for the windows ending at `ends` (UTC, ascending), from each metric's series count in their ranges
+    (one request for all the windows): a request over the budget makes a node run out of heap before
+    search.max_buckets stops it, whether one metric has too many series or several metrics together have."""
     body = build_series_count_request(settings, metrics, ends[0], ends[-1])
     aggs = es_client.search(client, settings.source.index, body).get("aggregations", {})
-    counts = {m: int(aggs.get(f"m{i}", {}).get("n", {}).get("value", 0)) for i, m in enumerate(metrics)}
     per_series = window_buckets_per_series(settings)
     # 5% over the count: above 40,000 series cardinality is an estimate. (More than MAX_SERIES series always pass
     # the budget: BUCKET_BUDGET is MAX_SERIES / 2 and a series needs at least 6 buckets.)
-    return {m for m, n in counts.items() if n * 1.05 * per_series > BUCKET_BUDGET}
+    need = {
+        m: int(aggs.get(f"m{i}", {}).get("n", {}).get("value", 0)) * 1.05 * per_series for i, m in enumerate(metrics)
+    }
+    parted = tuple(m for m in metrics if need[m] > BUCKET_BUDGET)
+    batches: list[tuple[str, ...]] = []
+    batch: list[str] = []
+    used = 0.0
+    for metric in (m for m in metrics if m not in parted):
+        if batch and used + need[metric] > BUCKET_BUDGET:
+            batches.append(tuple(batch))
+            batch, used = [], 0.0
+        batch.append(metric)
+        used += need[metric]
+    if batch:
+        batches.append(tuple(batch))
+    return RequestPlan(tuple(batches), parted)
 
 
 def series_window_values(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -60,20 +60,18 @@ def compute_window_surprise(
     settings: Settings,
     metrics: Sequence[str],
     window_end: datetime,
-    oversized: Collection[str] | None = None,
+    plan: scan.RequestPlan | None = None,
 ) -> list[WindowSurprise]:
     """The surprise of every metric for the window ending at `window_end` (UTC); metrics without a scored series
-    are left out. `oversized`: the metrics to compute in parts, as scan.oversized_metrics found them for windows
-    including this one (a run counts once for all its windows); counted here for this window when None."""
-    if oversized is None:
-        oversized = scan.oversized_metrics(client, settings, metrics, [window_end])
-    whole = [m for m in metrics if m not in oversized]
-    found = _whole_window(client, settings, whole, window_end) if whole else []
-    if len(whole) == len(metrics):
-        return found
-    parts = _partitioned(client, settings, [m for m in metrics if m in oversized], window_end)
+    are left out. `plan`: which metrics go together and which in parts, as scan.plan_requests made it for windows
+    including this one (a run counts the series once for all its windows); made here for this window when None."""
+    if plan is None:
+        plan = scan.plan_requests(client, settings, metrics, [window_end])
+    found = [r for batch in plan.batches for r in _whole_window(client, settings, batch, window_end)]
+    if plan.parted:
+        found += _partitioned(client, settings, plan.parted, window_end)
     order = {m: i for i, m in enumerate(metrics)}
-    return sorted([*found, *parts], key=lambda r: order[r.metric])
+    return sorted(found, key=lambda r: order[r.metric])
 
 
 def compute_top_series(

@@ -185,6 +185,26 @@ def test_one_scan_equals_the_per_window_requests(
     assert any(r.series_count < SERIES for r in want if r.metric == "gaps")  # gaps reached the results
 
 
+def test_metrics_that_fit_one_request_each_but_not_together_go_in_several(
+    source_index: str, es_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each metric's 9 series x 18 buckets fits the budget, two together do not: one request per metric, with the
+    same results as one request for all (under the default budget)."""
+    settings = settings_for(es_url, source_index, Case("max", "none"))
+    client = es_client.connect(settings.es)
+    metrics = ["steady", "gaps", "sparse", "late", "flat"]
+    ends = ENDS[-20::5]
+    together = scan.plan_requests(client, settings, metrics, ends)
+    assert together == scan.RequestPlan((tuple(metrics),), ())
+    want = [r for end in ends for r in compute_window_surprise(client, settings, metrics, end, together)]
+    monkeypatch.setattr(scan, "BUCKET_BUDGET", 250)
+    apart = scan.plan_requests(client, settings, metrics, ends)
+    assert apart == scan.RequestPlan(tuple((m,) for m in metrics), ())
+    got = [r for end in ends for r in compute_window_surprise(client, settings, metrics, end, apart)]
+    assert_same(got, want)
+    assert len(got) == len(ends) * len(metrics)
+
+
 def test_backfill_writes_the_per_window_documents(es: Elasticsearch, es_url: str, source_index: str) -> None:
     case = Case("max", "none")
     prefix = f"atlas-test-{uuid.uuid4().hex[:12]}"
