@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,10 +104,16 @@ def window_range(surprise: SurpriseSettings, window_end: datetime) -> WindowRang
 
 
 def build_surprise_request(
-    settings: Settings, metrics: Sequence[str], window_end: datetime, *, fused: bool = True
+    settings: Settings,
+    metrics: Sequence[str],
+    window_end: datetime,
+    *,
+    fused: bool = True,
+    series_caps: Mapping[str, int] | None = None,
 ) -> SurpriseRequest:
     """The pipeline aggregation computing every metric's percentile surprise for the window ending at window_end
-    (UTC). `fused`: s(q, t) in one moving_fn (Elasticsearch 7.4 on), else in the two steps 6.x can run."""
+    (UTC). `fused`: s(q, t) in one moving_fn (Elasticsearch 7.4 on), else in the two steps 6.x can run.
+    `series_caps`: the most series asked of each metric (a metric with more reports sum_other_doc_count)."""
     source, surprise = settings.source, settings.surprise
     window = window_range(surprise, window_end)
     keys = {metric: f"m{i}" for i, metric in enumerate(metrics)}
@@ -115,7 +121,7 @@ def build_surprise_request(
         keys[metric]: render_json(
             "surprise_metric.json.j2",
             metric_filter=_metric_filter(source, metric),
-            series_terms=_series_terms(source),
+            series_terms={**_series_terms(source), "size": (series_caps or {}).get(metric, MAX_SERIES)},
             hours=_window_hours(settings, metric, window, fused),
             percents=[float(p) for p in surprise.percentiles],
         )
@@ -324,13 +330,12 @@ def _subset_filters(source: SourceSettings, keys: Sequence[str]) -> list[dict[st
 def build_series_count_request(
     settings: Settings, metrics: Sequence[str], first_end: datetime, last_end: datetime
 ) -> dict[str, Any]:
-    """How many series each metric has in the windows ending from `first_end` to `last_end` (UTC) and their warm-up
-    (cardinality: exact to 40,000, within a few percent above), to size requests before sending them."""
+    """How many series each metric has in the last bucket of the windows ending from `first_end` to `last_end` (UTC)
+    (cardinality: exact to 40,000, within a few percent above), to size requests before sending them. Only the last
+    buckets, which costs a small part of a request: the requests it sizes cap their series, so a series that is
+    not there now but was in the warm-up costs a request in parts, never a node's heap."""
     source = settings.source
-    span = {
-        "gte": format_instant(window_range(settings.surprise, first_end).fetch_start),
-        "lt": format_instant(last_end),
-    }
+    span = {"gte": format_instant(first_end - settings.surprise.interval), "lt": format_instant(last_end)}
     query = {"bool": {"filter": [{"range": {source.time_field: span}}, *_source_filters(source, metrics)]}}
     count = {"cardinality": {**_key_source(source), "precision_threshold": 40_000}}
     aggs = {f"m{i}": {"filter": _metric_filter(source, m), "aggs": {"n": count}} for i, m in enumerate(metrics)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,40 +144,45 @@ def window_buckets_per_series(settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class RequestPlan:
-    """How the metrics of a window are asked: `batches` of whole metrics, one request each, within BUCKET_BUDGET
-    together; `parted`, the metrics whose series alone pass it, each in parts of its series."""
+    """How the metrics of a window are asked: `batches` of whole metrics, one request each, asking for at most
+    `caps` series of each metric so that no request passes BUCKET_BUDGET; `parted`, the metrics whose series alone
+    pass it, each in parts of its series."""
 
     batches: tuple[tuple[str, ...], ...]
     parted: tuple[str, ...]
+    caps: Mapping[str, int]
 
 
 def plan_requests(
     client: EsClient, settings: Settings, metrics: Sequence[str], ends: Sequence[datetime]
 ) -> RequestPlan:
-    """The plan for the windows ending at `ends` (UTC, ascending), from each metric's series count in their ranges
-    (one request for all the windows): a request over the budget makes a node run out of heap before
-    search.max_buckets stops it, whether one metric has too many series or several metrics together have."""
+    """The plan for the windows ending at `ends` (UTC, ascending), from each metric's series count (one request for
+    all the windows): a request over the budget makes a node run out of heap before search.max_buckets stops it,
+    whether one metric has too many series or several metrics together have. Each batch shares the whole budget
+    out by need, so a metric with somewhat more series than counted still fits; one with more than its cap is
+    asked in parts (it reports sum_other_doc_count)."""
     body = build_series_count_request(settings, metrics, ends[0], ends[-1])
     aggs = es_client.search(client, settings.source.index, body).get("aggregations", {})
     per_series = window_buckets_per_series(settings)
-    # 5% over the count: above 40,000 series cardinality is an estimate. (More than MAX_SERIES series always pass
-    # the budget: BUCKET_BUDGET is MAX_SERIES / 2 and a series needs at least 6 buckets.)
-    need = {
-        m: int(aggs.get(f"m{i}", {}).get("n", {}).get("value", 0)) * 1.05 * per_series for i, m in enumerate(metrics)
-    }
+    # 5% over the count: above 40,000 series cardinality is an estimate.
+    counts = {m: int(aggs.get(f"m{i}", {}).get("n", {}).get("value", 0)) for i, m in enumerate(metrics)}
+    need = {m: max(1, math.ceil(n * 1.05)) * per_series for m, n in counts.items()}
     parted = tuple(m for m in metrics if need[m] > BUCKET_BUDGET)
     batches: list[tuple[str, ...]] = []
     batch: list[str] = []
-    used = 0.0
     for metric in (m for m in metrics if m not in parted):
-        if batch and used + need[metric] > BUCKET_BUDGET:
+        if batch and sum(need[m] for m in batch) + need[metric] > BUCKET_BUDGET:
             batches.append(tuple(batch))
-            batch, used = [], 0.0
+            batch = []
         batch.append(metric)
-        used += need[metric]
     if batch:
         batches.append(tuple(batch))
-    return RequestPlan(tuple(batches), parted)
+    caps = {
+        m: BUCKET_BUDGET * need[m] // (sum(need[other] for other in together) * per_series)
+        for together in batches
+        for m in together
+    }
+    return RequestPlan(tuple(batches), parted, caps)
 
 
 def series_window_values(

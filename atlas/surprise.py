@@ -67,7 +67,7 @@ def compute_window_surprise(
     including this one (a run counts the series once for all its windows); made here for this window when None."""
     if plan is None:
         plan = scan.plan_requests(client, settings, metrics, [window_end])
-    found = [r for batch in plan.batches for r in _whole_window(client, settings, batch, window_end)]
+    found = [r for batch in plan.batches for r in _whole_window(client, settings, batch, window_end, plan.caps)]
     if plan.parted:
         found += _partitioned(client, settings, plan.parted, window_end)
     order = {m: i for i, m in enumerate(metrics)}
@@ -100,11 +100,12 @@ def compute_combined_surprise(
 
 
 def _whole_window(
-    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
+    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime, caps: Mapping[str, int]
 ) -> list[WindowSurprise]:
     """The metrics' surprise in one request; in parts after all when the cluster refuses it for its buckets or a
     metric has more series than the request asks for."""
-    request = build_surprise_request(settings, metrics, window_end, fused=es_client.has_moving_fn_shift(client))
+    fused = es_client.has_moving_fn_shift(client)
+    request = build_surprise_request(settings, metrics, window_end, fused=fused, series_caps=caps)
     try:
         response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     except EsQueryRejected as exc:

@@ -3,6 +3,7 @@ histories, ended series, flat series, several partitions and blocks, both modes 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -195,14 +196,31 @@ def test_metrics_that_fit_one_request_each_but_not_together_go_in_several(
     metrics = ["steady", "gaps", "sparse", "late", "flat"]
     ends = ENDS[-20::5]
     together = scan.plan_requests(client, settings, metrics, ends)
-    assert together == scan.RequestPlan((tuple(metrics),), ())
+    assert (together.batches, together.parted) == ((tuple(metrics),), ())
     want = [r for end in ends for r in compute_window_surprise(client, settings, metrics, end, together)]
     monkeypatch.setattr(scan, "BUCKET_BUDGET", 250)
     apart = scan.plan_requests(client, settings, metrics, ends)
-    assert apart == scan.RequestPlan(tuple((m,) for m in metrics), ())
+    assert len(apart.batches) >= 3 and not apart.parted
+    assert all(sum(apart.caps[m] for m in batch) * 18 <= 250 for batch in apart.batches)
     got = [r for end in ends for r in compute_window_surprise(client, settings, metrics, end, apart)]
     assert_same(got, want)
     assert len(got) == len(ends) * len(metrics)
+
+
+def test_a_metric_with_more_series_than_counted_is_asked_in_parts(source_index: str, es_url: str) -> None:
+    """The count sees the windows' last buckets only; a cap below the series a window has makes the request report
+    the rest (sum_other_doc_count), and the metric is asked in parts, to the same numbers."""
+    settings = settings_for(es_url, source_index, Case("max", "none"))
+    client = es_client.connect(settings.es)
+    metrics = ["steady", "gaps"]
+    end = ENDS[-1]
+    plan = scan.plan_requests(client, settings, metrics, [end])
+    want = compute_window_surprise(client, settings, metrics, end, plan)
+    capped = scan.RequestPlan(plan.batches, plan.parted, dict.fromkeys(metrics, 2))
+    got = compute_window_surprise(client, settings, metrics, end, capped)
+    assert all(r.top_series for r in got)  # the parts' answer: every series' S, hence the top series too
+    assert_same([dataclasses.replace(r, top_series=()) for r in got], want)
+    assert all(r.series_count > 2 for r in got)
 
 
 def test_backfill_writes_the_per_window_documents(es: Elasticsearch, es_url: str, source_index: str) -> None:
