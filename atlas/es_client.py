@@ -354,23 +354,24 @@ def bulk_index(
     progress: Callable[[int], None] | None = None,
     chunk_size: int = 2000,
     threads: int = 2,
+    route: Callable[[Mapping[str, Any]], int] | None = None,
 ) -> BulkResult:
     """Index documents (each may carry its own `_id`, its body under `_source` or beside the `_id`) into `index`,
-    `threads` requests at a time, then refresh it; raise on any rejection. Each document is serialized once, here,
-    and the answers carry only the errors (the client's bulk helper parses a result per document), which keeps the
-    client's work per document small.
+    then refresh it; raise on any rejection. `threads` bulk streams side by side, each sending its requests one at
+    a time: `route(doc)` picks a document's stream, so that the documents of one stream are indexed in their input
+    order; without it the requests take turns. Each document is serialized once, here, and the answers carry only
+    the errors (the client's bulk helper parses a result per document), which keeps the work per document small.
 
     `progress` is called with the number of documents acknowledged since its previous call.
     """
     what = f"bulk indexing into {index}"
-    kind = ',"_type":"_doc"' if client.version[0] == 6 else ""
+    head = f'{{"index":{{"_index":{json.dumps(index)}' + (',"_type":"_doc"' if client.version[0] == 6 else "")
     default = JSONSerializer().default  # dates, decimals, numpy numbers: as the client writes them
 
-    def lines(doc: Mapping[str, Any]) -> str:
+    def line(doc: Mapping[str, Any]) -> str:
         source = doc["_source"] if "_source" in doc else {k: v for k, v in doc.items() if k != "_id"}
         doc_id = f',"_id":{json.dumps(doc["_id"])}' if "_id" in doc else ""
-        body = json.dumps(source, separators=(",", ":"), ensure_ascii=False, default=default)
-        return f'{{"index":{{"_index":{json.dumps(index)}{kind}{doc_id}}}}}\n{body}\n'
+        return f"{head}{doc_id}}}}}\n{json.dumps(source, separators=(',', ':'), ensure_ascii=False, default=default)}\n"
 
     def send(chunk: list[str]) -> int:
         with translated_errors(client, what):
@@ -380,32 +381,40 @@ def bulk_index(
                 raise helpers.BulkIndexError(f"{len(errors)} document(s) failed to index.", errors)
         return len(chunk)
 
-    def chunks() -> Iterator[list[str]]:
-        chunk: list[str] = []
-        for doc in docs:
-            chunk.append(lines(doc))
-            if len(chunk) == chunk_size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+    streams = [ThreadPoolExecutor(max_workers=1) for _ in range(threads)]
+    chunks: list[list[str]] = [[] for _ in streams]
+    in_flight: list[deque[Future[int]]] = [deque() for _ in streams]
+    indexed = turn = 0
 
-    indexed = 0
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        in_flight: deque[Future[int]] = deque()
-        for chunk in chunks():
-            in_flight.append(pool.submit(send, chunk))
-            while len(in_flight) > threads or (in_flight and in_flight[0].done()):
-                count = in_flight.popleft().result()
-                indexed += count
-                if progress is not None:
-                    progress(count)
-        while in_flight:
-            count = in_flight.popleft().result()
+    def collect(k: int, keep: int) -> None:
+        nonlocal indexed
+        while len(in_flight[k]) > keep:
+            count = in_flight[k].popleft().result()
             indexed += count
             if progress is not None:
                 progress(count)
+
+    def submit(k: int) -> None:
+        collect(k, 1)  # at most two requests of a stream queued or in flight
+        in_flight[k].append(streams[k].submit(send, chunks[k]))
+        chunks[k] = []
+
+    started = time.monotonic()
+    try:
+        for doc in docs:
+            k = route(doc) if route is not None else turn
+            chunks[k].append(line(doc))
+            if len(chunks[k]) == chunk_size:
+                submit(k)
+                turn = (turn + 1) % threads
+        for k, chunk in enumerate(chunks):
+            if chunk:
+                submit(k)
+        for k in range(threads):
+            collect(k, 0)
+    finally:
+        for stream in streams:
+            stream.shutdown(wait=True, cancel_futures=True)
     refresh(client, index)
     return BulkResult(indexed=indexed, seconds=time.monotonic() - started)
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
-import threading
-import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -183,10 +179,9 @@ def load_documents(
     """Create the source index if needed, bulk-index `docs` into it (`threads` bulk requests at a time) and
     summarise the index afterwards. `by_id`: the documents of one `_id` are indexed in their input order."""
     indices.ensure_source_index(client, index, source, extra_keywords)
-    if by_id:
-        result = _bulk_by_id(client, index, docs, threads, progress)
-    else:
-        result = es_client.bulk_index(client, index, docs, progress=progress, threads=threads)
+    # crc32, not hash(): the same id goes to the same stream in every process
+    route = (lambda doc: zlib.crc32(str(doc["_id"]).encode("utf-8")) % threads) if by_id else None
+    result = es_client.bulk_index(client, index, docs, progress=progress, threads=threads, route=route)
     response = es_client.search(client, index, queries.build_source_summary(source))
     aggs = response["aggregations"]
     return LoadReport(
@@ -199,59 +194,3 @@ def load_documents(
         last=aggs["last"].get("value_as_string"),
         series_per_metric={b["key"]: int(b["series"]["value"]) for b in aggs["groups"]["buckets"]},
     )
-
-
-def _bulk_by_id(
-    client: EsClient,
-    index: str,
-    docs: Iterable[Mapping[str, Any]],
-    streams: int,
-    progress: Callable[[int], None] | None,
-) -> es_client.BulkResult:
-    """`streams` sequential bulk streams side by side, each document routed by its `_id`, so that a later document
-    with an id never overtakes an earlier one."""
-    lock = threading.Lock()
-    queues: list[queue.Queue[Mapping[str, Any] | None]] = [queue.Queue(maxsize=10_000) for _ in range(streams)]
-
-    def advance(count: int) -> None:
-        with lock:
-            if progress is not None:
-                progress(count)
-
-    def drain(q: queue.Queue[Mapping[str, Any] | None]) -> Iterator[Mapping[str, Any]]:
-        while (doc := q.get()) is not None:
-            yield doc
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=streams) as pool:
-        futures = [
-            pool.submit(es_client.bulk_index, client, index, drain(q), progress=advance, threads=1) for q in queues
-        ]
-        try:
-            for doc in docs:
-                # crc32, not hash(): the same id goes to the same stream in every process
-                target = queues[zlib.crc32(str(doc["_id"]).encode("utf-8")) % streams]
-                while True:
-                    try:
-                        target.put(doc, timeout=1.0)
-                        break
-                    except queue.Full:
-                        if any(f.done() for f in futures):  # a stream failed: stop feeding, report its error
-                            break
-                if any(f.done() for f in futures):
-                    break
-        finally:
-            for q, stream in zip(queues, futures, strict=True):
-                _close_stream(q, stream)
-        indexed = sum(f.result().indexed for f in futures)
-    return es_client.BulkResult(indexed=indexed, seconds=time.monotonic() - started)
-
-
-def _close_stream(q: queue.Queue[Mapping[str, Any] | None], stream: Future[es_client.BulkResult]) -> None:
-    """Put the end mark for a stream still running (a failed one takes nothing more)."""
-    while not stream.done():
-        try:
-            q.put(None, timeout=1.0)
-            return
-        except queue.Full:
-            continue
