@@ -1,9 +1,11 @@
 """atlas against the per-window loop, the bare aggregation, a client-side peer and a raw _bulk, side by side.
 
-    python bench/performance.py --url http://127.0.0.1:9400 [--scale small|blog] [--cluster-port 9403]
+    python bench/performance.py --url http://127.0.0.1:9250 [--scale small|blog] [--cluster-port 9403]
+        [--parts ingest backfill hourly series cluster] [--loop-windows N]
 
 Needs a running node at --url (`atlas es start`); starts (and stops) its own 3-node cluster on --cluster-port
-unless --skip-cluster. Prints one table: each ratio with the two times it divides, the documents, series and windows,
+unless --skip-cluster. The blog's scale: `--parts backfill hourly series --loop-windows 24` (the per-window loop
+over all 553 windows would take hours; it is timed on N windows spread over them and scaled). Prints one table: each ratio with the two times it divides, the documents, series and windows,
 and the machine's core count. Absolute times depend on the machine; the ratios are what to compare.
 """
 
