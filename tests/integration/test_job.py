@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch, helpers
 
-from atlas import es_client, pipeline, simulate, state
+from atlas import es_client, pipeline, results, simulate, state
 from atlas.cli import cli
 from atlas.errors import EsQueryRejected
 from atlas.indices import setup_indices
@@ -256,3 +256,20 @@ def test_dry_run_writes_nothing_and_evaluate_scores_the_stored_anomalies(
     line = scores["all"]
     assert line["events_found"] + line["events_missed"] == 2  # one interval, labelling both metrics
     assert line["tp"] + line["fn"] >= 1 and 0.0 <= line["f1"] <= 1.0
+
+
+def test_hourly_runs_name_the_top_series_of_their_anomalies_and_no_others(
+    es: Elasticsearch, es_url: str, source_index: str, index_name: str
+) -> None:
+    """The hourly request answers percentiles only; a flagged window gets its top series afterwards, in the anomaly
+    and in the window's surprise document, the same as a backfill's."""
+    stepwise, client = backfilled_a_and_partly_b(es_url, source_index, index_name, until_hour=60)
+    for hour in range(61, 151):
+        pipeline.run_once(stepwise, client, START + timedelta(hours=hour, minutes=30))
+    first, last = START + timedelta(hours=61), START + timedelta(hours=150)
+    anomalies = results.read_anomalies(client, stepwise, first, last)
+    assert anomalies and all(a.top_series for a in anomalies)
+    flagged = {(a.metric, a.window_end) for a in anomalies}
+    named = {(r.metric, r.window_end) for r in results.read_surprise(client, stepwise, first, last) if r.top_series}
+    assert named == flagged
+    assert_b_equals_a(es, index_name)
