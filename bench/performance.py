@@ -5,8 +5,9 @@
 
 Needs a running node at --url (`atlas es start`); starts (and stops) its own 3-node cluster on --cluster-port
 unless --skip-cluster. The blog's scale: `--parts backfill hourly series --loop-windows 24` (the per-window loop
-over all 553 windows would take hours; it is timed on N windows spread over them and scaled). Prints one table: each ratio with the two times it divides, the documents, series and windows,
-and the machine's core count. Absolute times depend on the machine; the ratios are what to compare.
+over all 553 windows would take hours; it is timed on N windows spread over them and scaled). Prints one table:
+each ratio with the two times it divides, the documents, series and windows, and the machine's core count.
+Absolute times depend on the machine; the ratios are what to compare.
 """
 
 from __future__ import annotations
