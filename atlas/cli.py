@@ -19,7 +19,8 @@ from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import AtlasError, ConfigError, OutputError
 from atlas.ingest import collectd_csv, collectd_http, csv_file, load, rrd_file
 from atlas.queries import build_surprise_request
-from atlas.settings import Settings, effective_settings, render_config_file
+from atlas.settings import Settings
+from atlas.settings_text import effective_settings, render_config_file
 from atlas.threshold import group_events
 
 log = logging.getLogger("atlas")

@@ -463,42 +463,23 @@ def delete_index(client: EsClient, index: str) -> bool:
     return not (isinstance(response, Mapping) and response.get("status") == 404)
 
 
-def _watcher_root(client: EsClient) -> str:
-    """Watcher's REST root moved from `_xpack/watcher` (6.x) to `_watcher` (7.0)."""
-    return "/_xpack/watcher" if client.version[0] == 6 else "/_watcher"
-
-
-def _watcher_path(client: EsClient, watch_id: str) -> str:
-    return f"{_watcher_root(client)}/watch/{watch_id}"
-
-
-def has_watcher(client: EsClient) -> bool:
-    """Whether the cluster runs Watcher (an x-pack feature that needs a licence that includes it)."""
-    with translated_errors(client, f"asking {client.target} for Watcher"):
+def perform_request(
+    client: EsClient,
+    method: str,
+    path: str,
+    what: str,
+    *,
+    body: Mapping[str, Any] | None = None,
+    absent: tuple[int, ...] = (),
+) -> dict[str, Any] | None:
+    """A request to a REST path the client has no method for (Watcher's); None when the answer's status is one of
+    `absent`. 6.x bodies get 6.x's aggregation names, as in search."""
+    sent = None if body is None else _adapt_aggregations(dict(body)) if client.version[0] == 6 else dict(body)
+    with translated_errors(client, what):
         try:
-            client.raw.transport.perform_request("GET", f"{_watcher_root(client)}/stats")
+            answer = client.raw.transport.perform_request(method, path, body=sent)
         except elasticsearch.TransportError as exc:
-            if exc.status_code in (400, 404, 405, 410):
-                return False
+            if exc.status_code in absent:
+                return None
             raise
-    return True
-
-
-def put_watch(client: EsClient, watch_id: str, watch: Mapping[str, Any]) -> None:
-    """Create or replace a Watcher watch."""
-    body = _adapt_aggregations(dict(watch)) if client.version[0] == 6 else dict(watch)
-    with translated_errors(client, f"installing watch {watch_id}"):
-        client.raw.transport.perform_request("PUT", _watcher_path(client, watch_id), body=body)
-
-
-def execute_watch(client: EsClient, watch_id: str, scheduled_time: str, *, send: bool) -> dict[str, Any]:
-    """Run an installed watch now as if triggered at scheduled_time (ISO-8601), its actions sent (past any
-    throttle) when `send`, else simulated."""
-    body = {
-        "trigger_data": {"scheduled_time": scheduled_time, "triggered_time": scheduled_time},
-        "action_modes": {"_all": "force_execute" if send else "force_simulate"},
-        "record_execution": False,
-    }
-    with translated_errors(client, f"executing watch {watch_id}"):
-        answer = client.raw.transport.perform_request("POST", _watcher_path(client, watch_id) + "/_execute", body=body)
     return dict(answer) if isinstance(answer, Mapping) else {}

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from atlas.clock import format_duration, parse_duration
+from atlas.clock import parse_duration
 from atlas.errors import ConfigError
 
 MASK = "********"
@@ -416,7 +416,7 @@ def _validate_grouping(s: Settings) -> None:
 
 def _check_url(url: str, where: str) -> None:
     """A URL atlas can connect to: http(s), a host, a port in range; the message never shows its credentials."""
-    shown = _mask_userinfo(url)
+    shown = mask_userinfo(url)
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -429,7 +429,7 @@ def _check_url(url: str, where: str) -> None:
 
 def _without(text: str, secret_bearing: str) -> str:
     """An error text with the URL it may quote masked."""
-    return text.replace(secret_bearing, _mask_userinfo(secret_bearing))
+    return text.replace(secret_bearing, mask_userinfo(secret_bearing))
 
 
 def _check_cloud_id(cloud_id: str) -> None:
@@ -446,61 +446,12 @@ def _check_cloud_id(cloud_id: str) -> None:
     )
 
 
-def _mask_userinfo(url: str) -> str:
+def mask_userinfo(url: str) -> str:
     """`https://user:pass@host` -> `https://********@host`: credentials in a URL are secrets too."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest.split("/", 1)[0]:
         return url
     return f"{scheme}://{MASK}@{rest.split('@', 1)[1]}"
-
-
-def plain_value(value: Any) -> Any:
-    """A setting value as YAML/JSON would spell it (durations as `1h`, tuples as lists)."""
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    if isinstance(value, tuple):
-        return [plain_value(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: plain_value(v) for k, v in value.items()}
-    return value
-
-
-def effective_settings(s: Settings) -> dict[str, dict[str, Any]]:
-    """The settings as plain data for display, secrets replaced by a mask (or null when unset)."""
-    shown: dict[str, dict[str, Any]] = {}
-    for name, _ in sections():
-        section = getattr(s, name)
-        shown[name] = {}
-        for f in dataclasses.fields(section):
-            value = getattr(section, f.name)
-            if f.metadata.get("secret") and value is not None:
-                value = MASK
-            elif isinstance(value, tuple) and f.name == "urls":
-                value = tuple(_mask_userinfo(url) for url in value)
-            shown[name][f.name] = plain_value(value)
-    return shown
-
-
-def render_config_file() -> str:
-    """A commented atlas.yml holding every setting at its default; loading it gives the defaults."""
-    lines = [
-        "# atlas configuration. Every key is shown at its default; delete what you do not change.",
-        "# Secrets are never read from this file: set them in the environment variables named below.",
-    ]
-    defaults = Settings()
-    for name, _ in sections():
-        section = getattr(defaults, name)
-        lines += ["", f"{name}:"]
-        for f in dataclasses.fields(section):
-            env = f.metadata.get("env")
-            help_text = f.metadata["help"] + (f" (environment: {env})" if env else "")
-            lines.append(f"  # {help_text}")
-            if f.metadata.get("secret"):
-                lines.append(f"  # {f.name}: set {env} instead")
-                continue
-            dumped = yaml.safe_dump({f.name: plain_value(getattr(section, f.name))}, default_flow_style=True)
-            lines.append("  " + dumped.strip()[1:-1].strip())
-    return "\n".join(lines) + "\n"
 
 
 def setting_keys() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,13 +72,13 @@ def write_watches(settings: Settings, out_dir: Path) -> list[Path]:
 def install_watch(client: EsClient, settings: Settings) -> str:
     """PUT the job's watch into Elasticsearch; a clear OutputError when the cluster has no Watcher."""
     wid = watch_id(settings)
-    if not es_client.has_watcher(client):
+    if not has_watcher(client):
         raise OutputError(
             f"the cluster at {client.target} has no Watcher (it is an x-pack feature: use a default distribution"
             " with a licence that includes it), or use atlas run's built-in alerts instead"
         )
     try:
-        es_client.put_watch(client, wid, build_watch(settings))
+        put_watch(client, wid, build_watch(settings))
     except EsQueryRejected as exc:
         text = str(exc)
         if "license" in text:  # Watcher is there (has_watcher said so) but the licence does not include it
@@ -111,7 +112,7 @@ def execute_dry_run(client: EsClient, settings: Settings, scheduled: datetime) -
 def execute_once(client: EsClient, settings: Settings, scheduled: datetime, *, send: bool = False) -> DryRun:
     """Run the watch once as if triggered at `scheduled` (UTC): by the cluster's Watcher when it has one, else
     evaluated by atlas (nothing sent then)."""
-    if es_client.has_watcher(client):
+    if has_watcher(client):
         return execute_in_watcher(client, settings, scheduled, send=send)
     return execute_dry_run(client, settings, scheduled)
 
@@ -119,7 +120,7 @@ def execute_once(client: EsClient, settings: Settings, scheduled: datetime, *, s
 def execute_in_watcher(client: EsClient, settings: Settings, scheduled: datetime, *, send: bool) -> DryRun:
     """Have the cluster's Watcher run the installed watch as if triggered at `scheduled` (UTC); its actions are
     sent when `send`, else simulated (rendered, not sent)."""
-    answer = es_client.execute_watch(client, watch_id(settings), format_instant(scheduled), send=send)
+    answer = execute_watch(client, watch_id(settings), format_instant(scheduled), send=send)
     result = answer.get("watch_record", {}).get("result", {})
     payload = result.get("input", {}).get("payload", {})
     actions, status = {}, {}
@@ -139,6 +140,43 @@ def _sent_text(action: dict[str, Any]) -> str:
         return str(messages[0].get("text", "")) if messages else ""
     body = action.get("email", {}).get("message", {}).get("body", {})
     return str(body.get("text", ""))
+
+
+def _watcher_path(client: EsClient, watch_id: str = "") -> str:
+    """Watcher's REST root moved from `_xpack/watcher` (6.x) to `_watcher` (7.0)."""
+    root = "/_xpack/watcher" if client.version[0] == 6 else "/_watcher"
+    return f"{root}/watch/{watch_id}" if watch_id else root
+
+
+def has_watcher(client: EsClient) -> bool:
+    """Whether the cluster runs Watcher (an x-pack feature that needs a licence that includes it)."""
+    stats = es_client.perform_request(
+        client,
+        "GET",
+        f"{_watcher_path(client)}/stats",
+        f"asking {client.target} for Watcher",
+        absent=(400, 404, 405, 410),
+    )
+    return stats is not None
+
+
+def put_watch(client: EsClient, watch_id: str, watch: Mapping[str, Any]) -> None:
+    """Create or replace a Watcher watch."""
+    es_client.perform_request(
+        client, "PUT", _watcher_path(client, watch_id), f"installing watch {watch_id}", body=watch
+    )
+
+
+def execute_watch(client: EsClient, watch_id: str, scheduled_time: str, *, send: bool) -> dict[str, Any]:
+    """Run an installed watch now as if triggered at scheduled_time (ISO-8601), its actions sent (past any
+    throttle) when `send`, else simulated."""
+    body = {
+        "trigger_data": {"scheduled_time": scheduled_time, "triggered_time": scheduled_time},
+        "action_modes": {"_all": "force_execute" if send else "force_simulate"},
+        "record_execution": False,
+    }
+    path = _watcher_path(client, watch_id) + "/_execute"
+    return es_client.perform_request(client, "POST", path, f"executing watch {watch_id}", body=body) or {}
 
 
 def threshold_history_script(th: ThresholdSettings, result: str) -> str:

@@ -9,7 +9,8 @@ import pytest
 
 from atlas.clock import format_duration, parse_duration
 from atlas.errors import ConfigError
-from atlas.settings import Settings, effective_settings, load_settings, render_config_file, setting_keys
+from atlas.settings import Settings, load_settings, setting_keys
+from atlas.settings_text import effective_settings, render_config_file
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
