@@ -65,7 +65,7 @@ def summarize_window(
     scored = np.flatnonzero(~np.isnan(values))
     if not len(scored):
         return None
-    found = values[scored] + 0.0  # -0.0 (the scan's zero) reads 0.0, as the per-window request writes it
+    found = values[scored]
     ascending = np.sort(found)
     top = scored[np.argsort(-found, kind="stable")[: settings.surprise.top_series]]
     return WindowSurprise(
@@ -79,7 +79,7 @@ def summarize_window(
             for p in settings.surprise.percentiles
         },
         series_count=len(found),
-        top_series=tuple(SeriesSurprise(str(keys[i]), float(values[i] + 0.0)) for i in top),
+        top_series=tuple(SeriesSurprise(str(keys[i]), float(values[i])) for i in top),
     )
 
 
@@ -169,21 +169,19 @@ def plan_requests(
     counts = {m: int(aggs.get(f"m{i}", {}).get("n", {}).get("value", 0)) for i, m in enumerate(metrics)}
     need = {m: max(1, math.ceil(n * 1.05)) * per_series for m, n in counts.items()}
     parted = tuple(m for m in metrics if need[m] > BUCKET_BUDGET)
-    batches: list[tuple[str, ...]] = []
-    batch: list[str] = []
+    batches: list[list[str]] = []
+    used = 0
     for metric in (m for m in metrics if m not in parted):
-        if batch and sum(need[m] for m in batch) + need[metric] > BUCKET_BUDGET:
-            batches.append(tuple(batch))
-            batch = []
-        batch.append(metric)
-    if batch:
-        batches.append(tuple(batch))
-    caps = {
-        m: BUCKET_BUDGET * need[m] // (sum(need[other] for other in together) * per_series)
-        for together in batches
-        for m in together
-    }
-    return RequestPlan(tuple(batches), parted, caps)
+        if not batches or used + need[metric] > BUCKET_BUDGET:
+            batches.append([])
+            used = 0
+        batches[-1].append(metric)
+        used += need[metric]
+    caps: dict[str, int] = {}
+    for batch in batches:
+        total = sum(need[m] for m in batch)
+        caps.update((m, BUCKET_BUDGET * need[m] // (total * per_series)) for m in batch)
+    return RequestPlan(tuple(tuple(b) for b in batches), parted, caps)
 
 
 def series_window_values(
@@ -298,11 +296,11 @@ def _scan_part(
             raise AssertionError(f"scan of {metric}: series {key} has {len(hours)} buckets, not {request.positions}")
         present = np.array([h.get("x", {}).get("value") is not None for h in hours])
         surprise = np.array([h.get("surprise", {}).get("value") for h in hours], dtype=np.float64)
-        values[i] = window_surprise(present, surprise, columns, *shape, s.baseline_window)
+        values[i] = _window_surprise(present, surprise, columns, *shape, s.baseline_window)
     return values
 
 
-def window_surprise(
+def _window_surprise(
     present: npt.NDArray[np.bool_],
     surprise: FloatArray,
     columns: npt.NDArray[np.int64],
