@@ -356,22 +356,24 @@ def bulk_index(
     threads: int = 2,
     route: Callable[[Mapping[str, Any]], int] | None = None,
 ) -> BulkResult:
-    """Index documents (each may carry its own `_id`, its body under `_source` or beside the `_id`) into `index`,
-    then refresh it; raise on any rejection. `threads` bulk streams side by side, each sending its requests one at
-    a time: `route(doc)` picks a document's stream, so that the documents of one stream are indexed in their input
-    order; without it the requests take turns. Each document is serialized once, here, and the answers carry only
-    the errors (the client's bulk helper parses a result per document), which keeps the work per document small.
+    """Index documents (each may carry its own `_id`, its body under `_source`, a mapping or its JSON text, or
+    beside the `_id`) into `index`, then refresh it; raise on any rejection. `threads` bulk streams side by side,
+    each sending its requests one at a time: `route(doc)` picks a document's stream, so that the documents of one
+    stream are indexed in their input order; without it the requests take turns. Each document is serialized once
+    (here, or by its maker as JSON text), and the answers carry only the errors (the client's bulk helper parses a
+    result per document), which keeps the work per document small.
 
     `progress` is called with the number of documents acknowledged since its previous call.
     """
     what = f"bulk indexing into {index}"
     head = f'{{"index":{{"_index":{json.dumps(index)}' + (',"_type":"_doc"' if client.version[0] == 6 else "")
-    default = JSONSerializer().default  # dates, decimals, numpy numbers: as the client writes them
+    # dates, decimals, numpy numbers: as the client writes them
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=JSONSerializer().default).encode
 
     def line(doc: Mapping[str, Any]) -> str:
         source = doc["_source"] if "_source" in doc else {k: v for k, v in doc.items() if k != "_id"}
         doc_id = f',"_id":{json.dumps(doc["_id"])}' if "_id" in doc else ""
-        return f"{head}{doc_id}}}}}\n{json.dumps(source, separators=(',', ':'), ensure_ascii=False, default=default)}\n"
+        return f"{head}{doc_id}}}}}\n{source if isinstance(source, str) else encode(source)}\n"
 
     def send(chunk: list[str]) -> int:
         with translated_errors(client, what):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zlib
@@ -53,30 +54,38 @@ def document_id(sample: MetricSample) -> str:
 
     JSON keeps the three parts apart whatever the names hold (`a|b` + `c` differs from `a` + `b|c`), milliseconds
     are what the `date` field keeps, and the id is 64 bytes, far under Elasticsearch's 512, for any name."""
-    millis = (sample.timestamp - _EPOCH) // timedelta(milliseconds=1)
-    if _is_plain(sample.metric) and _is_plain(sample.series):  # what json.dumps would write, sooner
-        key = f'["{sample.metric}","{sample.series}",{millis}]'
-    else:
-        key = json.dumps([sample.metric, sample.series, millis], ensure_ascii=False, separators=(",", ":"))
+    return _document_id(_json_text(sample.metric), _json_text(sample.series), sample.timestamp)
+
+
+def _document_id(metric_json: str, series_json: str, timestamp: datetime) -> str:
+    # what json.dumps([metric, series, millis], ensure_ascii=False, separators=(",", ":")) writes
+    key = f"[{metric_json},{series_json},{_epoch_millis(timestamp)}]"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _is_plain(name: str) -> bool:
-    """Whether JSON writes the name as it is between quotes (no quote, backslash or control character)."""
-    return name.isprintable() and '"' not in name and "\\" not in name
+@functools.lru_cache(maxsize=65_536)  # names repeat on every row of their series
+def _json_text(name: str) -> str:
+    """The name as a JSON string, as json.dumps writes it with ensure_ascii=False."""
+    return json.dumps(name, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=65_536)  # each timestamp repeats once per series
+def _epoch_millis(timestamp: datetime) -> int:
+    return (timestamp - _EPOCH) // timedelta(milliseconds=1)
 
 
 def sample_documents(samples: Iterable[MetricSample], source: SourceSettings) -> Iterator[dict[str, Any]]:
-    """Long-form source documents for imported samples; the `_id` makes re-importing a row idempotent."""
-    series_field = source.series_fields[0]
+    """Long-form source documents for imported samples, each `_source` already JSON text (what json.dumps writes
+    with ensure_ascii=False and no spaces); the `_id` makes re-importing a row idempotent."""
+    fields = (source.time_field, source.metric_field, source.series_fields[0], source.value_field)
+    time_key, metric_key, series_key, value_key = (_json_text(name) for name in fields)
     for sample in samples:
-        yield {
-            "_id": document_id(sample),
-            source.time_field: format_timestamp(sample.timestamp),
-            source.metric_field: sample.metric,
-            series_field: sample.series,
-            source.value_field: sample.value,
-        }
+        metric, series = _json_text(sample.metric), _json_text(sample.series)
+        body = (
+            f'{{{time_key}:"{format_timestamp(sample.timestamp)}",{metric_key}:{metric},{series_key}:{series},'
+            f"{value_key}:{float(sample.value)!r}}}"
+        )
+        yield {"_id": _document_id(metric, series, sample.timestamp), "_source": body}
 
 
 def check_index_name(name: str, option: str) -> str:
@@ -148,8 +157,8 @@ def import_samples(
 
     The count is the index's document count after minus before, exact unless something else writes to the index
     meanwhile."""
-    indices.ensure_source_index(client, index, source, ())
-    before = _count_documents(client, index)
+    created = indices.ensure_source_index(client, index, source, ())
+    before = 0 if created else _count_documents(client, index)
     docs = sample_documents(checked.samples(), source)
     # Of rows repeating a metric, series and timestamp the last one is what the index keeps: each stream sends its
     # requests one at a time in input order, and a document id always goes to the same stream.

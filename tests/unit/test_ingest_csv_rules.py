@@ -142,7 +142,7 @@ def test_the_years_taken_are_written_as_elasticsearch_reads_them(tmp_path: Path,
         (got,) = checked.samples()
     assert format_timestamp(got.timestamp) == written
     (doc,) = sample_documents([got], SourceSettings())
-    assert doc["@timestamp"] == written
+    assert json.loads(doc["_source"])["@timestamp"] == written
 
 
 def test_years_are_written_with_four_digits() -> None:
@@ -257,6 +257,21 @@ def test_every_name_gets_the_id_of_its_json_key(metric: str, series: str) -> Non
     key = json.dumps([metric, series, 1714557600000], ensure_ascii=False, separators=(",", ":"))
     want = hashlib.sha256(key.encode("utf-8")).hexdigest()
     assert document_id(MetricSample(T10, metric, series, 1.0)) == want
+
+
+@pytest.mark.parametrize(
+    ("metric", "series", "value"),
+    [("cpu", "host-b", 0.75), ('a"b', "c\\d", -0.0), ("é ü", "日本", 1e-300), ("a\u2028b", "tab\there", 12345678.9)],
+    ids=["plain", "quote-backslash", "non-ascii", "line-separator-control"],
+)
+def test_documents_are_the_json_of_their_fields(metric: str, series: str, value: float) -> None:
+    """The documents' JSON text is written by hand for speed; it must be what json.dumps writes of the fields."""
+    source = SourceSettings()
+    (doc,) = sample_documents([MetricSample(T10, metric, series, value)], source)
+    fields = {source.time_field: "2024-05-01T10:00:00Z", source.metric_field: metric}
+    fields |= {source.series_fields[0]: series, source.value_field: value}
+    assert doc["_source"] == json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    assert doc["_id"] == document_id(MetricSample(T10, metric, series, value))
 
 
 # ---- index names -------------------------------------------------------------------------------------------
