@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -209,9 +210,17 @@ def import_checked(settings: Settings, target: str, checked: load.CheckedSamples
 @cli.command("query")
 @click.option("--at", help="window end (ISO-8601, UTC) [default: the latest complete window]")
 @click.option("--metric", "metrics", multiple=True, help="metric to include [default: source.metrics]")
+@click.option(
+    "--server-version",
+    default="7.4",
+    help="the Elasticsearch version it is for; before 7.4 (no moving_fn shift) the surprise takes two steps [7.4]",
+)
 @click.pass_obj
-def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...]) -> None:
+def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], server_version: str) -> None:
     """Print the pipeline aggregation for one window, ready for Kibana Dev Tools (no network)."""
+    version = re.fullmatch(r"([0-9]+)\.([0-9]+)(?:\.[0-9]+)?", server_version.strip())
+    if not version:
+        raise ConfigError(f"--server-version: {server_version!r} is not a version like 6.8 or 7.10.2")
     settings = obj.settings()
     names = list(metrics or settings.source.metrics or settings.source.value_fields)
     if not names:
@@ -219,7 +228,8 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...]) -> 
     end = floor_instant(
         parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
     )
-    request = build_surprise_request(settings, names, end)
+    fused = (int(version[1]), int(version[2])) >= es_client.MOVING_FN_SHIFT_SINCE
+    request = build_surprise_request(settings, names, end, fused=fused)
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
     echo_json(request.body)
 

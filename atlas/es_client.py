@@ -251,9 +251,12 @@ def require_script_modules(client: EsClient) -> None:
             )
 
 
+MOVING_FN_SHIFT_SINCE = (7, 4)  # the first version whose moving_fn takes `shift`
+
+
 def has_moving_fn_shift(client: EsClient) -> bool:
     """Whether the cluster's moving_fn takes `shift` (7.4 on), which the one-step surprise aggregation needs."""
-    return client.version >= (7, 4)
+    return client.version >= MOVING_FN_SHIFT_SINCE
 
 
 def index_exists(client: EsClient, index: str) -> bool:

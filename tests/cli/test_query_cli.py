@@ -24,3 +24,22 @@ def test_query_without_metrics_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["query", "--at", "2024-01-10T00:00:00Z"])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: --metric: name at least one metric")
+
+
+def test_query_for_a_server_before_7_4_prints_the_two_step_form() -> None:
+    """6.x's moving_fn has no `shift`: pasted there, the one-step form fails with "unknown field [shift]"."""
+    args = ["--es-url", "http://127.0.0.1:1", "query", "--metric", "cpu", "--at", "2024-01-10T00:00:00Z"]
+    for version, fused in (("6.8.23", False), ("7.3", False), ("7.4", True), ("8.19.9", True)):
+        result = CliRunner().invoke(cli, [*args, "--server-version", version])
+        assert result.exit_code == 0, result.stderr
+        hours = json.loads(result.stdout)["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"]
+        assert ("shift" in json.dumps(hours), "baseline" in hours) == (fused, not fused), version
+    assert json.loads(CliRunner().invoke(cli, args).stdout) == json.loads(
+        CliRunner().invoke(cli, [*args, "--server-version", "7.10.2"]).stdout
+    )
+
+
+def test_query_with_a_bad_server_version_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["query", "--metric", "cpu", "--server-version", "seven"])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --server-version: 'seven' is not a version like 6.8 or 7.10.2\n"
