@@ -75,6 +75,14 @@ def timed(action: Callable[..., Any], *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, value
 
 
+def cold(client: es_client.EsClient, index: str, action: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    """`timed` with the index's shard request cache emptied first: each hourly run asks about a new window, so in
+    use nothing it asks is cached, while a search repeated here (the same window, or the peer's request after the
+    bare one) would be answered from the cache."""
+    client.raw.indices.clear_cache(index=index, request=True)
+    return timed(action, *args)
+
+
 def report(name: str, a: float, b: float, detail: str, unit: str = "s") -> None:
     rows.append((name, f"{a / b:.3g}x" if b else "-", f"{a:.3f} {unit}", f"{b:.3f} {unit}", detail))
     print(f"{name}: {a:.3f} / {b:.3f} = {a / b if b else math.nan:.2f}  ({detail})", file=sys.stderr, flush=True)
@@ -182,7 +190,8 @@ def bench_backfill(
     """The one-scan backfill against the per-window loop; `loop_windows`: the loop is timed on that many windows
     spread over the range and its time scaled to all of them (at the blog's scale the whole loop takes hours)."""
     client = es_client.connect(settings.es)
-    one, got = timed(lambda: scan.scan_surprise(client, settings, metrics, ends))
+    index = settings.source.index
+    one, got = cold(client, index, lambda: scan.scan_surprise(client, settings, metrics, ends))
     sample = ends if loop_windows is None else ends[:: max(1, len(ends) // loop_windows)][:loop_windows]
 
     def loop() -> list[WindowSurprise]:
@@ -190,7 +199,7 @@ def bench_backfill(
             chunks = (sample[i : i + pipeline.CHUNK] for i in range(0, len(sample), pipeline.CHUNK))
             return [r for chunk in chunks for r in pipeline.window_by_window(client, settings, metrics, pool, chunk)]
 
-    per_window, want = timed(loop)
+    per_window, want = cold(client, index, loop)
     same = _same([r for r in got if r.window_end in set(sample)], want)
     timed_on = "" if len(sample) == len(ends) else f", loop timed on {len(sample)} of them and scaled"
     report(
@@ -225,13 +234,18 @@ def bench_hourly(url: str, settings: Settings, metrics: list[str], ends: list[da
     # the bare aggregation and the peer ask for the metrics in the batches atlas asks for them (whole requests only)
     batches = scan.plan_requests(client, settings, metrics, ends).batches
     for end in ends:
-        a, got = timed(compute_window_surprise, client, settings, metrics, end)
+        a, got = cold(client, index, compute_window_surprise, client, settings, metrics, end)
         numbers: list[float] = []
         for batch in batches:
             body = bare_body(settings, batch, end)
-            b, _ = timed(functools.partial(es_client.search, filter_path="took"), client, index, body)
-            c, found = timed(
-                lambda b, t, ms: peer_window(settings, es_client.search(client, index, b), ms, t), body, end, batch
+            b, _ = cold(client, index, functools.partial(es_client.search, filter_path="took"), client, index, body)
+            c, found = cold(
+                client,
+                index,
+                lambda b, t, ms: peer_window(settings, es_client.search(client, index, b), ms, t),
+                body,
+                end,
+                batch,
             )
             bare_t, peer_t, numbers = bare_t + b, peer_t + c, numbers + found
         mine = [r.percentiles[float(p)] for r in got for p in settings.surprise.percentiles]
@@ -252,7 +266,8 @@ def bench_hourly(url: str, settings: Settings, metrics: list[str], ends: list[da
     report("response bytes: filtered / unfiltered (goal <= 0.001)", filtered, whole, "one hourly run", unit="B")
 
 
-def bench_series(url: str, scale: Scale) -> None:
+def bench_series(url: str, scale: Scale, repeats: int) -> None:
+    """Time per series of an hourly run at each step: the median of `repeats` runs after a warm-up run."""
     per_series: list[tuple[int, float]] = []
     window = scale.series_window
     buckets = int(pd.Timedelta(window) / pd.Timedelta("1h"))
@@ -267,8 +282,11 @@ def bench_series(url: str, scale: Scale) -> None:
                 client, settings.source, index, simulate.simulate_documents(spec), extra_keywords=["node"]
             )
         end = START + timedelta(hours=hours)
-        seconds, got = timed(compute_window_surprise, client, settings, ["metric_0"], end)
+        got = compute_window_surprise(client, settings, ["metric_0"], end)  # warm-up, not timed
         assert got and got[0].series_count == n, (n, got)
+        seconds = statistics.median(
+            cold(client, index, compute_window_surprise, client, settings, ["metric_0"], end)[0] for _ in range(repeats)
+        )
         if n * scan.window_buckets_per_series(settings) * 1.05 <= scan.BUCKET_BUDGET:  # one request: peer possible
             bench_hourly(url, settings, ["metric_0"], [end] * 4, n)
         per_series.append((n, seconds))
@@ -278,7 +296,7 @@ def bench_series(url: str, scale: Scale) -> None:
                 "-",
                 f"{seconds:.3f} s",
                 f"{1e6 * seconds / n:.1f} us/series",
-                "1 metric",
+                f"1 metric, median of {repeats} runs",
             )
         )
     biggest = scale.series_steps[-1]
@@ -377,9 +395,11 @@ def bench_cluster(
     spec: simulate.SimulationSpec,
     metrics: list[str],
     ends: list[datetime],
-    single_s: float,
     want: list[WindowSurprise],
+    repeats: int,
 ) -> None:
+    """The one-scan backfill on a 3-node cluster against the single node, each warmed by one scan, then taking
+    turns `repeats` times, each from an empty request cache; the medians are reported."""
     data = Path(tempfile.mkdtemp(prefix="h1-bench-3n-", dir="/tmp"))
     data.chmod(0o755)
     try:
@@ -395,12 +415,19 @@ def bench_cluster(
         load.load_documents(
             client, three.source, three.source.index, simulate.simulate_documents(spec), extra_keywords=["node"]
         )
-        seconds, got = timed(lambda: scan.scan_surprise(client, three, metrics, ends))
+        single = es_client.connect(settings.es)
+        got = scan.scan_surprise(client, three, metrics, ends)
+        scan.scan_surprise(single, settings, metrics, ends)
+        seconds: dict[str, list[float]] = {"three": [], "one": []}
+        for _ in range(repeats):
+            index = settings.source.index
+            seconds["three"].append(cold(client, index, lambda: scan.scan_surprise(client, three, metrics, ends))[0])
+            seconds["one"].append(cold(single, index, lambda: scan.scan_surprise(single, settings, metrics, ends))[0])
         report(
             "3 nodes (3 shards, 1 replica) / 1 node, one-scan backfill",
-            seconds,
-            single_s,
-            f"same results: {_same(got, want)}",
+            statistics.median(seconds["three"]),
+            statistics.median(seconds["one"]),
+            f"same results: {_same(got, want)}, median of {repeats} runs each after one, taking turns",
         )
     finally:
         stop_cluster(data)
@@ -415,7 +442,9 @@ def main() -> None:
     parser.add_argument("--skip-cluster", action="store_true")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure [all]")
     parser.add_argument("--loop-windows", type=int, help="time the per-window loop on this many windows [all]")
-    parser.add_argument("--ingest-repeats", type=int, default=3, help="runs of each ingest, taking turns [3]")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each ingest, series and 3-node timing; medians reported [3]"
+    )
     args = parser.parse_args()
     parts = set(args.parts) - ({"cluster"} if args.skip_cluster else set())
     scale = SCALES[args.scale]
@@ -436,7 +465,7 @@ def main() -> None:
         if es_client.index_exists(client, index):
             es_client.delete_index(client, index)
         with tempfile.TemporaryDirectory(prefix="h1-bench-") as work:
-            docs = bench_ingest(args.url, settings, spec, Path(work), args.ingest_repeats)
+            docs = bench_ingest(args.url, settings, spec, Path(work), args.repeats)
     elif parts & {"backfill", "hourly", "cluster"} and not es_client.index_exists(client, index):
         loaded = load.load_documents(
             client, settings.source, index, simulate.simulate_documents(spec), extra_keywords=["node"]
@@ -451,16 +480,15 @@ def main() -> None:
             )
         )
     series = scale.metrics * scale.queries
-    if parts & {"backfill", "cluster"}:
-        one, want = timed(lambda: scan.scan_surprise(client, settings, metrics, ends))
     if "backfill" in parts:
         bench_backfill(settings, metrics, ends, docs, series, args.loop_windows)
     if "hourly" in parts:
         bench_hourly(args.url, settings, metrics, ends[-scale.run_windows :], scale.queries)
     if "series" in parts:
-        bench_series(args.url, scale)
+        bench_series(args.url, scale, args.repeats)
     if "cluster" in parts:
-        bench_cluster(args.cluster_port, settings, spec, metrics, ends, one, want)
+        want = scan.scan_surprise(client, settings, metrics, ends)
+        bench_cluster(args.cluster_port, settings, spec, metrics, ends, want, args.repeats)
     print(f"\n`python bench/performance.py --scale {args.scale}` on {os.cpu_count()} cores, Elasticsearch 7.10.2\n")
     print("| measure | ratio | a | b | what |\n| --- | --- | --- | --- | --- |")
     for row in rows:
