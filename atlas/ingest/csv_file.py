@@ -9,14 +9,14 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import isfinite
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
 from atlas.errors import DataError
 
@@ -35,6 +35,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_SECONDS = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?")
 _EPOCH_CHARS = "+-.0123456789"
 _SHOWN_CHARS = 60  # of a bad value quoted in a message, so an error stays one readable line
+T = TypeVar("T")
 
 
 class MetricSample(NamedTuple):
@@ -341,12 +342,28 @@ def _parse_row(row: list[str], order: tuple[int, int, int, int]) -> MetricSample
         raise _BadRow(f"expected {len(COLUMNS)} fields, got {len(row)}")
     ts_at, metric_at, series_at, value_at = order
     return MetricSample(
-        _parse_time(row[ts_at]), _parse_name("metric", row[metric_at]), _parse_name("series", row[series_at]),
+        _parse_time(row[ts_at]), _parse_metric(row[metric_at]), _parse_series(row[series_at]),
         _parse_value(row[value_at]),
     )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=65_536)  # a timestamp repeats once per series, a name once per row of its series
+_CACHED_TEXT = 256  # characters: a field up to this long is parsed once while it stays among the recent ones
+_CACHED_FIELDS = 4096  # texts remembered per kind of field: 4096 x 256 characters at most
+
+
+def _remember_short(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse`, remembering its results for recent short texts: rows repeat each timestamp once per series and each
+    name on every row of its series. Memory stays bounded (a few MB) however many series a file has."""
+    cached = functools.lru_cache(maxsize=_CACHED_FIELDS)(parse)
+
+    @functools.wraps(parse)
+    def parse_remembered(text: str) -> T:
+        return cached(text) if len(text) <= _CACHED_TEXT else parse(text)
+
+    return parse_remembered
+
+
+@_remember_short
 def _parse_time(text: str) -> datetime:
     try:
         timestamp = parse_timestamp(text)
@@ -357,7 +374,16 @@ def _parse_time(text: str) -> datetime:
     return timestamp
 
 
-@functools.lru_cache(maxsize=65_536)
+@_remember_short
+def _parse_metric(text: str) -> str:
+    return _parse_name("metric", text)
+
+
+@_remember_short
+def _parse_series(text: str) -> str:
+    return _parse_name("series", text)
+
+
 def _parse_name(field: str, text: str) -> str:
     name = text.strip()
     if not name:

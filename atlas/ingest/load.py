@@ -63,9 +63,11 @@ def _document_id(metric_json: str, series_json: str, timestamp: datetime) -> str
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-@functools.lru_cache(maxsize=65_536)  # names repeat on every row of their series
 def _json_text(name: str) -> str:
-    """The name as a JSON string, as json.dumps writes it with ensure_ascii=False."""
+    """The name as a JSON string, as json.dumps writes it with ensure_ascii=False (sooner for most names: those
+    without a quote, backslash or control character it writes as they are)."""
+    if name.isprintable() and '"' not in name and "\\" not in name:
+        return f'"{name}"'
     return json.dumps(name, ensure_ascii=False)
 
 
