@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ def sample_documents(samples: Iterable[MetricSample], source: SourceSettings) ->
     time_key, metric_key, series_key, value_key = (_json_text(name) for name in fields)
     for sample in samples:
         metric, series = _json_text(sample.metric), _json_text(sample.series)
+        if not math.isfinite(sample.value):  # JSON has no NaN or infinity; the readers refuse them before this
+            raise ValueError(f"{sample.metric} {sample.series}: value {sample.value!r} is not a finite number")
         body = (
             f'{{{time_key}:"{format_timestamp(sample.timestamp)}",{metric_key}:{metric},{series_key}:{series},'
             f"{value_key}:{float(sample.value)!r}}}"

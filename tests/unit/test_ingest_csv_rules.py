@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -311,3 +312,11 @@ def test_bad_index_names_are_refused_naming_the_rule(name: str, problem: str) ->
         check_index_name(name, "--index")
     assert str(caught.value) == f"--index: {name!r} is not a valid index name: {problem}"
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_value_json_cannot_hold_fails_loudly(value: float) -> None:
+    """The readers drop NaN and infinities; should one get through, it must not become a document Elasticsearch
+    would refuse in the middle of a bulk."""
+    with pytest.raises(ValueError, match="is not a finite number"):
+        list(sample_documents([MetricSample(T10, "cpu", "h1", value)], SourceSettings()))
