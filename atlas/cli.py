@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -218,8 +217,8 @@ def import_checked(settings: Settings, target: str, checked: load.CheckedSamples
 @click.pass_obj
 def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], server_version: str) -> None:
     """Print the pipeline aggregation for one window, ready for Kibana Dev Tools (no network)."""
-    version = re.fullmatch(r"([0-9]+)\.([0-9]+)(?:\.[0-9]+)?", server_version.strip())
-    if not version:
+    version = es_client.major_minor(server_version)
+    if version is None:
         raise ConfigError(f"--server-version: {server_version!r} is not a version like 6.8 or 7.10.2")
     settings = obj.settings()
     names = list(metrics or settings.source.metrics or settings.source.value_fields)
@@ -228,8 +227,7 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], ser
     end = floor_instant(
         parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
     )
-    fused = (int(version[1]), int(version[2])) >= es_client.MOVING_FN_SHIFT_SINCE
-    request = build_surprise_request(settings, names, end, fused=fused)
+    request = build_surprise_request(settings, names, end, fused=es_client.moving_fn_takes_shift(version))
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
     echo_json(request.body)
 

@@ -48,11 +48,19 @@ class EsClient:
                 local = self.raw.nodes.info(node_id="_local", filter_path="nodes.*.version")
             nodes = local.get("nodes") if isinstance(local, Mapping) else None
             numbers = [str(node.get("version", "")) for node in nodes.values()] if isinstance(nodes, Mapping) else []
-            parts = numbers[0].split(".") if numbers else []
-            if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+            version = major_minor(numbers[0]) if numbers else None
+            if version is None:
                 raise EsUnavailable(f"{self.target} did not answer like Elasticsearch (no version in GET _nodes)")
-            self._version = (int(parts[0]), int(parts[1]))
+            self._version = version
         return self._version
+
+
+def major_minor(text: str) -> tuple[int, int] | None:
+    """(major, minor) of a version such as `7.10.2`, `6.8` or `8.0.0-SNAPSHOT`; None when the text is not one."""
+    parts = text.strip().split(".")
+    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    return int(parts[0]), int(parts[1])
 
     def close(self) -> None:
         self.raw.close()
@@ -251,12 +259,14 @@ def require_script_modules(client: EsClient) -> None:
             )
 
 
-MOVING_FN_SHIFT_SINCE = (7, 4)  # the first version whose moving_fn takes `shift`
-
-
 def has_moving_fn_shift(client: EsClient) -> bool:
     """Whether the cluster's moving_fn takes `shift` (7.4 on), which the one-step surprise aggregation needs."""
-    return client.version >= MOVING_FN_SHIFT_SINCE
+    return moving_fn_takes_shift(client.version)
+
+
+def moving_fn_takes_shift(version: tuple[int, int]) -> bool:
+    """Whether moving_fn takes `shift` in this (major, minor) version of Elasticsearch: from 7.4 on."""
+    return version >= (7, 4)
 
 
 def index_exists(client: EsClient, index: str) -> bool:

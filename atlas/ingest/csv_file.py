@@ -249,9 +249,11 @@ def _lines(handle: BinaryIO, where: str, spool: BinaryIO | None) -> Iterator[str
         if spool is not None:
             spool.write(block)
         data = carry + block
-        end = data.rfind(b"\n") if block else len(data)
-        pieces = data[:end].split(b"\n") if end >= 0 and data else []
-        carry = data[end + 1 :] if block else b""
+        if block:  # its complete lines; the rest waits for the next block
+            end = data.rfind(b"\n")
+            pieces, carry = (data[:end].split(b"\n"), data[end + 1 :]) if end >= 0 else ([], data)
+        else:  # the end of the file: what is left is its last line, without a `\n`
+            pieces, carry = ([data] if data else []), b""
         for piece in pieces:
             number += 1
             if len(piece) >= MAX_LINE_BYTES + (not block):  # the last line of a file may lack its `\n`
