@@ -1,30 +1,12 @@
-# The two commands README.md opens with: `make demo` and `make test`.
-PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
+# Aliases of README's two commands, `./run.sh demo` and `./run.sh test`, for those used to make.
+.PHONY: demo test clean
 
-.PHONY: venv demo test lint clean
+demo:
+	./run.sh demo
 
-$(BIN)/atlas: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
-
-venv: $(BIN)/atlas
-
-demo: venv
-	$(BIN)/atlas demo
-
-lint: venv
-	$(BIN)/ruff check atlas tests
-	$(BIN)/ruff format --check atlas tests
-	$(BIN)/mypy
-
-test: lint
-	$(BIN)/atlas es start
-	$(BIN)/pytest
+test:
+	./run.sh test
 
 clean:
-	-$(BIN)/atlas es stop
-	rm -rf $(VENV)
+	-.venv/bin/atlas es stop
+	rm -rf .venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from atlas.records import TruthInterval
 from atlas.settings import Settings, load_settings
 from atlas.surprise import resolve_metrics
 from atlas.threshold import group_events
+
+log = logging.getLogger(__name__)
 
 DEMO_INDEX = "atlas-demo-metrics"
 DEMO_PREFIX = "atlas-demo"
@@ -82,6 +85,8 @@ def _write_outputs(
     results.write_truth(client, settings, truth, metrics, settings.surprise.step)
     html = out_dir / "report.html"
     png = out_dir / "report.png" if shutil.which("chromium") else None
+    if png is None:
+        log.warning("no report.png: Chromium is not installed (apt-get install chromium)")
     report.write_report(pipeline.report_data(settings, client, first, last, truth), html, png)
     ndjson = out_dir / "kibana.ndjson"
     ndjson.write_text(kibana.export_saved_objects(settings, metrics, with_truth=True), encoding="utf-8")

@@ -154,7 +154,7 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
 
 
 def test_chromium_renders_a_report_that_is_not_blank(tmp_path: Path) -> None:
-    assert shutil.which("chromium"), "chromium is part of the test setup (.ci/run installs it)"
+    assert shutil.which("chromium"), "chromium is part of the test setup (./run.sh test installs it)"
     report = data(hours=200)
     html_path, png_path = tmp_path / "report.html", tmp_path / "report.png"
     write_report(report, html_path, png_path)
