@@ -121,14 +121,15 @@ def _score(
 ) -> Scores:
     totals = [0] * 9
     for metric, ends in steps.items():
-        ordered = sorted(set(ends))
+        evaluated = set(ends)
+        ordered = sorted(evaluated)
         labelled = {
             t for t in ordered if any(i.metric in (None, metric) and i.start < t and t - step < i.end for i in truth)
         }
         predicted = {
             a.window_end
             for a in anomalies
-            if a.metric == metric and a.window_end in set(ordered) and (not high_only or a.severity == "high")
+            if a.metric == metric and a.window_end in evaluated and (not high_only or a.severity == "high")
         }
         for i, value in enumerate(_score_metric(ordered, labelled, predicted, step)):
             totals[i] += value
