@@ -174,7 +174,7 @@ def cluster_status(data_dir: Path, options: NodeOptions | None = None) -> Cluste
     local = _try_get_json(f"{state.url}/_nodes/_local?filter_path=nodes.*.version", 10.0, options) or {}
     number = next((str(node["version"]) for node in local.get("nodes", {}).values() if "version" in node), None)
     # named as --version names it: a bare number is Elasticsearch's
-    version = f"opensearch-{number}" if number and distribution(state.version).is_opensearch else number
+    version = f"opensearch-{number}" if number and state.version.startswith("opensearch-") else number
     return ClusterStatus(is_up=True, url=state.url, nodes=int(health["number_of_nodes"]), version=version, pids=pids)
 
 
