@@ -57,7 +57,7 @@ def es_start(nodes: int, port: int | None, heap: str, version: str, data: Path |
         heap=heap,
         version=version,
     )
-    product, number = distribution(version).title.split()[0], str(status.version).removeprefix("opensearch-")
+    product, number = distribution(version).product_name, str(status.version).removeprefix("opensearch-")
     log.info("%s %d node(s), %s %s", "already running:" if already else "started", status.nodes, product, number)
     click.echo(status.url)
 

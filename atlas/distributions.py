@@ -52,9 +52,13 @@ class Distribution:
         return self.product == "opensearch"
 
     @property
+    def product_name(self) -> str:
+        return "OpenSearch" if self.is_opensearch else "Elasticsearch"
+
+    @property
     def title(self) -> str:
         """`Elasticsearch 7.10.2`, `OpenSearch 2.19.6`: for messages."""
-        return f"{'OpenSearch' if self.is_opensearch else 'Elasticsearch'} {self.number}"
+        return f"{self.product_name} {self.number}"
 
     @property
     def profile(self) -> str:
@@ -164,7 +168,7 @@ def _install_module(es_home: Path, module: Module, dist: Distribution, download:
     for jar in jars:
         shutil.copyfile(jar, target / jar.name)
     descriptor = {
-        "description": f"{dist.title.split()[0]}'s {module.name} module",
+        "description": f"{dist.product_name}'s {module.name} module",
         "version": dist.number,
         "name": module.name,
         "classname": module.classname,

@@ -262,7 +262,7 @@ def _write_node_config(
         settings["discovery.zen.minimum_master_nodes"] = nodes // 2 + 1
     else:
         settings["discovery.seed_hosts"] = transports
-        # OpenSearch 2.x still reads the old name, with a deprecation warning at every start
+        # OpenSearch 2.x renamed it (the old name still works, with a deprecation warning at every start)
         initial = "cluster.initial_cluster_manager_nodes" if dist.is_opensearch else "cluster.initial_master_nodes"
         settings[initial] = names
     settings |= dict(options.settings)
