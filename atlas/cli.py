@@ -212,14 +212,17 @@ def import_checked(settings: Settings, target: str, checked: load.CheckedSamples
 @click.option(
     "--server-version",
     default="7.4",
-    help="the Elasticsearch version it is for; before 7.4 (no moving_fn shift) the surprise takes two steps [7.4]",
+    help="the Elasticsearch version it is for (or opensearch-<version>); before 7.4 (no moving_fn shift) the"
+    " surprise takes two steps [7.4]",
 )
 @click.pass_obj
 def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], server_version: str) -> None:
     """Print the pipeline aggregation for one window, ready for Kibana Dev Tools (no network)."""
-    version = es_client.major_minor(server_version)
-    if version is None:
-        raise ConfigError(f"--server-version: {server_version!r} is not a version like 6.8 or 7.10.2")
+    server = es_client.parse_server(server_version)
+    if server is None:
+        raise ConfigError(
+            f"--server-version: {server_version!r} is not a version like 6.8, 7.10.2 or opensearch-2.19.6"
+        )
     settings = obj.settings()
     names = list(metrics or settings.source.metrics or settings.source.value_fields)
     if not names:
@@ -227,7 +230,7 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], ser
     end = floor_instant(
         parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
     )
-    request = build_surprise_request(settings, names, end, fused=es_client.moving_fn_takes_shift(version))
+    request = build_surprise_request(settings, names, end, fused=es_client.moving_fn_takes_shift(server.api_version))
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
     echo_json(request.body)
 
@@ -311,11 +314,19 @@ def evaluate_command(obj: CliContext, truth: Path, start: str, end: str | None, 
 @click.option("--nodes", default=2, show_default=True, help="simulated nodes (documents per series and hour)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("atlas-demo"), show_default=True)
+@click.option(
+    "--version",
+    type=click.Choice(["7.10.2", "opensearch-2.19.6"]),
+    default=DEFAULT_VERSION,
+    show_default=True,
+    help="the embedded server it starts and runs on (as `atlas es start --version`)",
+)
 @click.pass_obj
-def demo_command(obj: CliContext, queries: int, nodes: int, seed: int, out: Path) -> None:
-    """Everything end to end on the embedded Elasticsearch: simulate, backfill, evaluate, list anomalies."""
+def demo_command(obj: CliContext, queries: int, nodes: int, seed: int, out: Path, version: str) -> None:
+    """Everything end to end on the embedded Elasticsearch (or OpenSearch): simulate, backfill, evaluate, list
+    anomalies."""
     status, _ = embedded.start_cluster(
-        data_dir=embedded.default_data_dir(DEFAULT_VERSION), dist_dir=embedded.default_home() / "dist"
+        data_dir=embedded.default_data_dir(version), dist_dir=embedded.default_home() / "dist", version=version
     )
     settings = demo.demo_settings(status.url, obj.config)
     spec = simulate.SimulationSpec(metrics=5, queries=queries, nodes=nodes, hours=600, seed=seed)

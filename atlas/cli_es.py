@@ -1,4 +1,4 @@
-"""`atlas es`: the embedded Elasticsearch for trying and testing."""
+"""`atlas es`: the embedded Elasticsearch (or OpenSearch) for trying and testing."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from pathlib import Path
 import click
 
 from atlas import embedded
-from atlas.distributions import DEFAULT_VERSION, DISTRIBUTIONS
+from atlas.distributions import DEFAULT_VERSION, DISTRIBUTIONS, distribution
 
 log = logging.getLogger("atlas")
 
 
 @click.group()
 def es() -> None:
-    """The embedded Elasticsearch for trying and testing (Elastic's own distributions, fetched with mvn)."""
+    """The embedded Elasticsearch for trying and testing (Elastic's own distributions or OpenSearch, fetched with
+    mvn)."""
 
 
 version_option = click.option(
@@ -24,7 +25,8 @@ version_option = click.option(
     type=click.Choice(list(DISTRIBUTIONS)),
     default=DEFAULT_VERSION,
     show_default=True,
-    help="Elasticsearch version: 7.10.2 runs everything; 6.8.23 has Watcher and security; 8.19.9 has no scripts",
+    help="server version: 7.10.2 runs everything; 6.8.23 has Watcher and security; 8.19.9 has no scripts;"
+    " opensearch-2.19.6 is OpenSearch (everything but Watcher)",
 )
 data_option = click.option(
     "--data",
@@ -36,12 +38,17 @@ data_option = click.option(
 
 @es.command("start")
 @click.option("--nodes", default=1, show_default=True, help="number of nodes of the local cluster")
-@click.option("--port", default=9250, show_default=True, help="HTTP port of the first node (node n: port + n)")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="HTTP port of the first node (node n: port + n) [default: 9250; 9240 for OpenSearch, so both can run]",
+)
 @click.option("--heap", default="1g", show_default=True, help="JVM heap of each node")
 @version_option
 @data_option
-def es_start(nodes: int, port: int, heap: str, version: str, data: Path | None) -> None:
-    """Start the embedded Elasticsearch (idempotent) and print its URL."""
+def es_start(nodes: int, port: int | None, heap: str, version: str, data: Path | None) -> None:
+    """Start the embedded Elasticsearch or OpenSearch (idempotent) and print its URL."""
     status, already = embedded.start_cluster(
         data_dir=data or embedded.default_data_dir(version),
         dist_dir=embedded.default_home() / "dist",
@@ -50,9 +57,8 @@ def es_start(nodes: int, port: int, heap: str, version: str, data: Path | None) 
         heap=heap,
         version=version,
     )
-    log.info(
-        "%s %d node(s), Elasticsearch %s", "already running:" if already else "started", status.nodes, status.version
-    )
+    product, number = distribution(version).product_name, str(status.version).removeprefix("opensearch-")
+    log.info("%s %d node(s), %s %s", "already running:" if already else "started", status.nodes, product, number)
     click.echo(status.url)
 
 
@@ -60,7 +66,7 @@ def es_start(nodes: int, port: int, heap: str, version: str, data: Path | None) 
 @version_option
 @data_option
 def es_stop(version: str, data: Path | None) -> None:
-    """Stop the embedded Elasticsearch started from --data (only those processes)."""
+    """Stop the embedded Elasticsearch or OpenSearch started from --data (only those processes)."""
     pids = embedded.stop_cluster(data or embedded.default_data_dir(version))
     click.echo(f"stopped pids {' '.join(map(str, pids))}" if pids else "not running")
 
@@ -69,7 +75,7 @@ def es_stop(version: str, data: Path | None) -> None:
 @version_option
 @data_option
 def es_status(version: str, data: Path | None) -> None:
-    """Say whether the embedded Elasticsearch is up, where, and its version."""
+    """Say whether the embedded Elasticsearch or OpenSearch is up, where, and its version."""
     s = embedded.cluster_status(data or embedded.default_data_dir(version))
     if s.is_up:
         click.echo(f"up {s.url} nodes={s.nodes} version={s.version} pids={','.join(map(str, s.pids))}")

@@ -1,4 +1,4 @@
-"""Start, stop and report on the embedded Elasticsearch cluster: local nodes of one of Elastic's distributions."""
+"""Start, stop and report on the embedded cluster: local nodes of one of Elastic's distributions or of OpenSearch."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ _PID_FILE = "node.pid"
 _HEAP = re.compile(r"[1-9][0-9]{0,5}[mg]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Lines that say a node failed without saying why; the reason is the line before them.
-_NOISE = re.compile(r"([\w ]+:$|at |\.\.\. \d+ more|ERROR: Elasticsearch |See logs)")
+_NOISE = re.compile(r"([\w ]+:$|at |\.\.\. \d+ more|ERROR: (?:Elasticsearch|OpenSearch) |See logs)")
 _LOG_ERROR = re.compile(r"\]\[(?:ERROR|FATAL)\s*\]\[[^]]*\] (?:\[[^]]*\] )?(.+)")
 
 
@@ -84,14 +84,16 @@ def start_cluster(
     data_dir: Path,
     dist_dir: Path,
     nodes: int = 1,
-    port: int = 9250,
+    port: int | None = None,
     heap: str = "1g",
     version: str = DEFAULT_VERSION,
     options: NodeOptions | None = None,
     timeout_s: float = 180.0,
 ) -> tuple[ClusterStatus, bool]:
-    """Start `nodes` local nodes (HTTP port+i) and wait for yellow health; the bool says it was already running."""
+    """Start `nodes` local nodes (HTTP port+i; by default the distribution's port) and wait for yellow health; the
+    bool says it was already running."""
     dist = distribution(version)
+    port = dist.default_port if port is None else port
     options = options or NodeOptions()
     _validate(nodes, port, heap)
     data_dir = data_dir.resolve()
@@ -118,25 +120,25 @@ def start_cluster(
     node_dirs = [data_dir / f"node-{i}" for i in range(nodes)]
     for i, node_dir in enumerate(node_dirs):
         _write_node_config(node_dir, es_home, dist, i, nodes, port, heap, options)
-        _write_keystore(node_dir, es_home, java_home, options.keystore)
+        _write_keystore(node_dir, es_home, java_home, dist, options.keystore)
         _give_to_unprivileged_user(node_dir)
     (data_dir / "version").write_text(version + "\n")
     if os.geteuid() == 0:
         for path in (es_home, data_dir):
             if not _others_can_enter(path):
                 raise ConfigError(
-                    f"{path} is not reachable by user nobody, which runs Elasticsearch when atlas runs as root; "
+                    f"{path} is not reachable by user nobody, which runs the nodes when atlas runs as root; "
                     "use --data / ATLAS_HOME below a directory others can enter (default /var/lib/atlas)"
                 )
     scheme = "https" if options.settings.get("xpack.security.http.ssl.enabled") else "http"
     url = f"{scheme}://127.0.0.1:{port}"
     try:
-        launched = [_launch(node_dir, es_home, java_home) for node_dir in node_dirs]
+        launched = [_launch(node_dir, es_home, java_home, dist) for node_dir in node_dirs]
         # All launchers first: with several nodes each one waits until a quorum has formed.
         failures = [_await_launch(proc, node_dir, deadline) for proc, node_dir in zip(launched, node_dirs, strict=True)]
         reasons = [reason for reason in failures if reason]
         if reasons:
-            raise EsUnavailable(f"Elasticsearch did not start at {url}: " + "; ".join(reasons))
+            raise EsUnavailable(f"{dist.title} did not start at {url}: " + "; ".join(reasons))
         pids = tuple(_await_pid(node_dir, data_dir, deadline) for node_dir in node_dirs)
         _write_state(data_dir, _State(url, nodes, port, pids, tuple(map(str, node_dirs)), version))
         _wait_for_health(url, nodes, deadline, options)
@@ -159,7 +161,8 @@ def stop_cluster(data_dir: Path, timeout_s: float = 60.0) -> tuple[int, ...]:
 
 
 def cluster_status(data_dir: Path, options: NodeOptions | None = None) -> ClusterStatus:
-    """What runs for data_dir: is_up when the recorded nodes live and the HTTP port answers."""
+    """What runs for data_dir: is_up when the recorded nodes live and the HTTP port answers; the version as
+    --version names it (7.10.2, opensearch-2.19.6)."""
     data_dir = data_dir.resolve()
     state = _read_state(data_dir)
     if state is None:
@@ -169,7 +172,9 @@ def cluster_status(data_dir: Path, options: NodeOptions | None = None) -> Cluste
     if health is None or "number_of_nodes" not in health:
         return ClusterStatus(is_up=False, url=state.url, nodes=0, version=None, pids=pids)
     local = _try_get_json(f"{state.url}/_nodes/_local?filter_path=nodes.*.version", 10.0, options) or {}
-    version = next((str(node["version"]) for node in local.get("nodes", {}).values() if "version" in node), None)
+    number = next((str(node["version"]) for node in local.get("nodes", {}).values() if "version" in node), None)
+    # named as --version names it: a bare number is Elasticsearch's
+    version = f"opensearch-{number}" if number and state.version.startswith("opensearch-") else number
     return ClusterStatus(is_up=True, url=state.url, nodes=int(health["number_of_nodes"]), version=version, pids=pids)
 
 
@@ -186,9 +191,7 @@ def _refuse_other_version(data_dir: Path, dist: Distribution) -> None:
     marker = data_dir / "version"
     held = marker.read_text().strip() if marker.is_file() else None
     if held and held != dist.version and any(data_dir.glob("node-*/data/*")):
-        raise ConfigError(
-            f"{data_dir} holds the data of Elasticsearch {held}, not {dist.version}; use another --data directory"
-        )
+        raise ConfigError(f"{data_dir} holds the data of {held}, not {dist.version}; use another --data directory")
 
 
 def _java_home() -> Path:
@@ -259,33 +262,41 @@ def _write_node_config(
         settings["discovery.zen.minimum_master_nodes"] = nodes // 2 + 1
     else:
         settings["discovery.seed_hosts"] = transports
-        settings["cluster.initial_master_nodes"] = names
+        # OpenSearch 2.x renamed it (the old name still works, with a deprecation warning at every start)
+        initial = "cluster.initial_cluster_manager_nodes" if dist.is_opensearch else "cluster.initial_master_nodes"
+        settings[initial] = names
     settings |= dict(options.settings)
     conf = node_dir / "config"
     # JSON scalars and lists are valid YAML, and quote paths safely.
-    (conf / "elasticsearch.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+    (conf / f"{dist.product}.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
     # Our own jvm.options: the distribution's writes a GC log relative to the working directory, and 6.x's names
     # a garbage collector that JDK 17 no longer has.
-    jvm = ["-XX:+UseG1GC", "-Djava.io.tmpdir=${ES_TMPDIR}", "-XX:+ExitOnOutOfMemoryError", f"-Xms{heap}", f"-Xmx{heap}"]
+    tmpdir = f"-Djava.io.tmpdir=${{{dist.env_prefix}_TMPDIR}}"
+    jvm = ["-XX:+UseG1GC", tmpdir, "-XX:+ExitOnOutOfMemoryError", f"-Xms{heap}", f"-Xmx{heap}"]
+    if dist.is_opensearch:  # as OpenSearch's own jvm.options: the common pool's threads under its security manager
+        factory = "org.opensearch.secure_sm.SecuredForkJoinWorkerThreadFactory"
+        jvm.append(f"-Djava.util.concurrent.ForkJoinPool.common.threadFactory={factory}")
     (conf / "jvm.options").write_text("\n".join(jvm) + "\n")
     shutil.copyfile(es_home / "config" / "log4j2.properties", conf / "log4j2.properties")
     for name, source in options.config_files.items():
         shutil.copyfile(source, conf / name)
 
 
-def _write_keystore(node_dir: Path, es_home: Path, java_home: Path, entries: Mapping[str, str]) -> None:
+def _write_keystore(
+    node_dir: Path, es_home: Path, java_home: Path, dist: Distribution, entries: Mapping[str, str]
+) -> None:
     """A fresh keystore in the node's config/ holding `entries` (secure settings), or none when there are none."""
-    keystore = node_dir / "config" / "elasticsearch.keystore"
+    keystore = node_dir / "config" / f"{dist.product}.keystore"
     keystore.unlink(missing_ok=True)
     if not entries:
         return
-    tool = str(es_home / "bin" / "elasticsearch-keystore")
-    env = _launch_env(node_dir, java_home)
+    tool = str(es_home / "bin" / f"{dist.product}-keystore")
+    env = _launch_env(node_dir, java_home, dist)
     for args, stdin in [(["create"], ""), *((["add", "-x", "-f", name], value) for name, value in entries.items())]:
         proc = subprocess.run([tool, *args], input=stdin, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:  # never print stdin: it is a secret
             reason = _last_meaningful_line(proc.stdout + proc.stderr) or f"exit code {proc.returncode}"
-            raise EsUnavailable(f"elasticsearch-keystore {args[0]} failed for {node_dir.name}: {reason}")
+            raise EsUnavailable(f"{dist.product}-keystore {args[0]} failed for {node_dir.name}: {reason}")
 
 
 def _give_to_unprivileged_user(node_dir: Path) -> None:
@@ -302,21 +313,22 @@ def _unprivileged_ids() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _launch_env(node_dir: Path, java_home: Path) -> dict[str, str]:
+def _launch_env(node_dir: Path, java_home: Path, dist: Distribution) -> dict[str, str]:
+    prefix = dist.env_prefix
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(node_dir),
-        "ES_JAVA_HOME": str(java_home),
+        f"{prefix}_JAVA_HOME": str(java_home),
         "JAVA_HOME": str(java_home),  # what versions before 7.12 read
-        "ES_PATH_CONF": str(node_dir / "config"),
-        "ES_TMPDIR": str(node_dir / "tmp"),  # also puts node_dir on the JVM's command line, which stop checks
+        f"{prefix}_PATH_CONF": str(node_dir / "config"),
+        f"{prefix}_TMPDIR": str(node_dir / "tmp"),  # also puts node_dir on the JVM's command line, which stop checks
     }
 
 
-def _launch(node_dir: Path, es_home: Path, java_home: Path) -> subprocess.Popen[bytes]:
-    env = _launch_env(node_dir, java_home)
-    cmd = [str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(node_dir / _PID_FILE)]
-    if os.geteuid() == 0:  # Elasticsearch refuses to run as root
+def _launch(node_dir: Path, es_home: Path, java_home: Path, dist: Distribution) -> subprocess.Popen[bytes]:
+    env = _launch_env(node_dir, java_home, dist)
+    cmd = [str(es_home / "bin" / dist.product), "-d", "-p", str(node_dir / _PID_FILE)]
+    if os.geteuid() == 0:  # Elasticsearch and OpenSearch refuse to run as root
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             raise ToolMissing("setpriv not found: install util-linux (apt-get install util-linux)")
@@ -433,10 +445,11 @@ def _try_get_json(url: str, timeout_s: float, options: NodeOptions | None = None
 
 
 def _is_ours(pid: int, data_dir: Path) -> bool:
-    """Whether pid is a live Elasticsearch JVM (or its launcher) for a node directory of data_dir."""
+    """Whether pid is a live Elasticsearch or OpenSearch JVM (or its launcher) for a node directory of data_dir."""
     args = _cmdline(pid).split(b"\0")
     marker = f"{data_dir}{os.sep}node-".encode()
-    return any(b"org.elasticsearch" in arg for arg in args) and any(marker in arg for arg in args)
+    is_server = any(b"org.elasticsearch" in arg or b"org.opensearch" in arg for arg in args)
+    return is_server and any(marker in arg for arg in args)
 
 
 def _signal_and_wait(pids: tuple[int, ...], data_dir: Path, timeout_s: float) -> None:

@@ -28,31 +28,95 @@ _SCRIPT_MODULES = {6: ("lang-painless",), 7: ("lang-painless",), 8: ("lang-painl
 _LATEST_SCRIPT_MODULES = ("lang-painless", "aggregations")
 
 
+@dataclass(frozen=True)
+class Server:
+    """What a cluster says it is: its distribution (`elasticsearch`, `opensearch`) and version number."""
+
+    distribution: str
+    number: str
+
+    @property
+    def is_opensearch(self) -> bool:
+        return self.distribution == "opensearch"
+
+    @property
+    def product(self) -> str:
+        return "OpenSearch" if self.is_opensearch else "Elasticsearch"
+
+    @property
+    def title(self) -> str:
+        """`Elasticsearch 7.10.2`, `OpenSearch 2.19.6`: for messages."""
+        return f"{self.product} {self.number}"
+
+    @property
+    def api_version(self) -> tuple[int, int]:
+        """(major, minor) of the Elasticsearch API the server speaks, which every version check of atlas compares:
+        its own for Elasticsearch; 7.10 for every OpenSearch, which was forked from Elasticsearch 7.10.2 and kept
+        its API (its own 1.x and 2.x numbers are no Elasticsearch 1.x or 2.x)."""
+        if self.is_opensearch:
+            return (7, 10)
+        version = major_minor(self.number)
+        if version is None:  # parse_server and EsClient.server let only versions through
+            raise ValueError(f"not a version: {self.number!r}")
+        return version
+
+
+def parse_server(text: str) -> Server | None:
+    """A server named as `atlas es start --version` names it: `7.10.2`, `6.8`, `opensearch-2.19.6`; None when the
+    text is not one."""
+    number = text.strip().removeprefix("opensearch-")
+    if major_minor(number) is None:
+        return None
+    return Server("opensearch" if text.strip().startswith("opensearch-") else "elasticsearch", number)
+
+
 class EsClient:
-    """A client for one cluster; asks the cluster for its version once, on first need."""
+    """A client for one cluster; asks the cluster what it is once, on first need."""
 
     def __init__(self, raw: Elasticsearch, target: str, timeout_s: float = 60.0, attempts: int = 4) -> None:
         self.raw = raw
         self.target = target
         self.timeout_s = timeout_s  # of one request
         self.attempts = attempts  # tries of a request that times out or finds no connection
-        self._version: tuple[int, int] | None = None
+        self._server: Server | None = None
+
+    @property
+    def server(self) -> Server:
+        """The distribution and version the cluster reports in `GET /` (`version.distribution` is `opensearch` on
+        OpenSearch, absent on Elasticsearch); a server without the root endpoint (8.x's integ-test-zip lacks the
+        rest-root module) is asked for its nodes' version instead, and is Elasticsearch."""
+        if self._server is None:
+            with translated_errors(self, "asking the cluster for its version"):
+                root = self._root_version()
+                if root is None:
+                    local = self.raw.nodes.info(node_id="_local", filter_path="nodes.*.version")
+                    nodes = local.get("nodes") if isinstance(local, Mapping) else None
+                    found = [node.get("version") for node in nodes.values()] if isinstance(nodes, Mapping) else []
+                    root = {"number": found[0]} if found else {}
+            number = str(root.get("number", ""))
+            if major_minor(number) is None:
+                raise EsUnavailable(f"{self.target} did not answer like Elasticsearch (no version in GET / or _nodes)")
+            self._server = Server(str(root.get("distribution") or "elasticsearch"), number)
+        return self._server
+
+    def _root_version(self) -> Mapping[str, Any] | None:
+        """`version` of GET /, or None when the server has no such endpoint (or answers it without a version)."""
+        try:
+            answer = self.raw.info(filter_path="version.number,version.distribution")
+        except elasticsearch.TransportError as exc:
+            if exc.status_code in (400, 404, 405, 410):  # no handler for the path: a ConnectionError's is "N/A"
+                return None
+            raise
+        version = answer.get("version") if isinstance(answer, Mapping) else None
+        return version if isinstance(version, Mapping) and version.get("number") else None
 
     @property
     def version(self) -> tuple[int, int]:
-        """(major, minor) of the cluster's version, asked of the node the client reaches.
+        """(major, minor) of the Elasticsearch API the cluster speaks (Server.api_version): 7.10 on OpenSearch."""
+        return self.server.api_version
 
-        Not from `GET /`: a server without its rest-root module (8.x's integ-test-zip) does not answer it."""
-        if self._version is None:
-            with translated_errors(self, "asking the cluster for its version"):
-                local = self.raw.nodes.info(node_id="_local", filter_path="nodes.*.version")
-            nodes = local.get("nodes") if isinstance(local, Mapping) else None
-            numbers = [str(node.get("version", "")) for node in nodes.values()] if isinstance(nodes, Mapping) else []
-            version = major_minor(numbers[0]) if numbers else None
-            if version is None:
-                raise EsUnavailable(f"{self.target} did not answer like Elasticsearch (no version in GET _nodes)")
-            self._version = version
-        return self._version
+    def close(self) -> None:
+        self.raw.close()
 
 
 def major_minor(text: str) -> tuple[int, int] | None:
@@ -61,9 +125,6 @@ def major_minor(text: str) -> tuple[int, int] | None:
     if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
         return None
     return int(parts[0]), int(parts[1])
-
-    def close(self) -> None:
-        self.raw.close()
 
 
 @dataclass(frozen=True)
@@ -244,7 +305,8 @@ def _reason(body: Any) -> str:
 
 
 def require_script_modules(client: EsClient) -> None:
-    """Fail with one line unless every node has the modules the surprise query needs (painless, aggregations)."""
+    """Fail with one line unless every node has the modules the surprise query needs (painless, aggregations; on
+    OpenSearch painless only: moving_fn stayed in its server)."""
     needed = _SCRIPT_MODULES.get(client.version[0], _LATEST_SCRIPT_MODULES)
     with translated_errors(client, f"listing the modules of {client.target}"):
         nodes = client.raw.nodes.info(metric="plugins", filter_path="nodes.*.name,nodes.*.modules.name")
@@ -253,9 +315,9 @@ def require_script_modules(client: EsClient) -> None:
         missing = [name for name in needed if name not in present]
         if missing:
             raise EsQueryRejected(
-                f"the cluster at {client.target} lacks the Elasticsearch module(s) {', '.join(missing)} "
-                f"(node {node.get('name')}, version {'.'.join(map(str, client.version))}), which atlas's surprise "
-                "query needs for painless scripts and moving_fn; use a distribution that ships them"
+                f"the cluster at {client.target} lacks the {client.server.product} module(s) {', '.join(missing)}"
+                f" (node {node.get('name')}, version {client.server.number}), which atlas's surprise query needs for"
+                " painless scripts and moving_fn; use a distribution that ships them"
             )
 
 
@@ -265,7 +327,8 @@ def has_moving_fn_shift(client: EsClient) -> bool:
 
 
 def moving_fn_takes_shift(version: tuple[int, int]) -> bool:
-    """Whether moving_fn takes `shift` in this (major, minor) version of Elasticsearch: from 7.4 on."""
+    """Whether moving_fn takes `shift` in this (major, minor) Elasticsearch API version (Server.api_version): from
+    7.4 on, so on every OpenSearch."""
     return version >= (7, 4)
 
 

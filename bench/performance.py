@@ -3,10 +3,12 @@
     python bench/performance.py --url http://127.0.0.1:9250 [--scale small|blog] [--cluster-port 9403]
         [--parts ingest backfill hourly series cluster] [--loop-windows N]
 
-Needs a running node at --url (`atlas es start`); starts (and stops) its own 3-node cluster on --cluster-port
-unless --skip-cluster. The blog's scale: `--parts backfill hourly series --loop-windows 24` (the per-window loop
-over all 553 windows would take hours; it is timed on N windows spread over them and scaled). Prints one table:
-each ratio with the two times it divides, the documents, series and windows, and the machine's core count.
+Needs a running node at --url (`atlas es start`, or `atlas es start --version opensearch-2.19.6` and --url
+http://127.0.0.1:9240: nothing here assumes Elasticsearch); starts (and stops) its own 3-node cluster of the same
+server on --cluster-port unless --skip-cluster. The blog's scale: `--parts backfill hourly series --loop-windows 24`
+(the per-window loop over all 553 windows would take hours; it is timed on N windows spread over them and scaled).
+Prints one table: each ratio with the two times it divides, the documents, series and windows, the machine's core
+count and the server.
 Absolute times depend on the machine; the ratios are what to compare.
 """
 
@@ -38,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from atlas import es_client, indices, pipeline, scan, simulate  # noqa: E402
+from atlas.distributions import DISTRIBUTIONS  # noqa: E402
 from atlas.embedded import default_home, start_cluster, stop_cluster  # noqa: E402
 from atlas.ingest import csv_file, load  # noqa: E402
 from atlas.queries import build_surprise_request  # noqa: E402
@@ -403,18 +406,21 @@ def bench_ingest(url: str, settings: Settings, spec: simulate.SimulationSpec, wo
 
 def bench_cluster(
     port: int,
+    version: str,
     settings: Settings,
     spec: simulate.SimulationSpec,
     metrics: list[str],
     ends: list[datetime],
     repeats: int,
 ) -> None:
-    """The one-scan backfill on a 3-node cluster against the single node, each warmed by one scan, then taking
-    turns `repeats` times, each from an empty request cache; the medians are reported."""
+    """The one-scan backfill on a 3-node cluster of `version` (the --url node's) against the single node, each warmed
+    by one scan, then taking turns `repeats` times, each from an empty request cache; the medians are reported."""
     data = Path(tempfile.mkdtemp(prefix="h1-bench-3n-", dir="/tmp"))
     data.chmod(0o755)
     try:
-        status, _ = start_cluster(data_dir=data, dist_dir=default_home() / "dist", nodes=3, port=port, heap="512m")
+        status, _ = start_cluster(
+            data_dir=data, dist_dir=default_home() / "dist", nodes=3, port=port, heap="512m", version=version
+        )
         three = settings_for(status.url, settings.source.index)
         client = es_client.connect(three.es)
         body = {
@@ -468,6 +474,10 @@ def main() -> None:
     index = f"h1-bench-{args.scale}"
     settings = settings_for(args.url, index)
     client = es_client.connect(settings.es)
+    server = client.server  # Elasticsearch or OpenSearch: the 3-node part starts nodes of the same server
+    cluster_version = f"opensearch-{server.number}" if server.is_opensearch else server.number
+    if "cluster" in parts and cluster_version not in DISTRIBUTIONS:
+        parser.error(f"the 3-node part runs {server.title} nodes, which atlas es start cannot: add --skip-cluster")
     metrics = [simulate.metric_name(m) for m in range(scale.metrics)]
     first = START + settings.surprise.window + settings.surprise.baseline_window * settings.surprise.interval
     ends = [
@@ -501,8 +511,8 @@ def main() -> None:
     if "series" in parts:
         bench_series(args.url, scale, args.repeats)
     if "cluster" in parts:
-        bench_cluster(args.cluster_port, settings, spec, metrics, ends, args.repeats)
-    print(f"\n`python bench/performance.py --scale {args.scale}` on {os.cpu_count()} cores, Elasticsearch 7.10.2\n")
+        bench_cluster(args.cluster_port, cluster_version, settings, spec, metrics, ends, args.repeats)
+    print(f"\n`python bench/performance.py --scale {args.scale}` on {os.cpu_count()} cores, {server.title}\n")
     print("| measure | ratio | a | b | what |\n| --- | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")

@@ -43,7 +43,8 @@ def export_saved_objects(settings: Settings, metrics: Sequence[str], with_truth:
 
 
 def import_saved_objects(ndjson: str, kibana_url: str, space: str) -> dict[str, Any]:
-    """POST the NDJSON to Kibana's saved-objects import (overwrite=true); returns Kibana's answer.
+    """POST the NDJSON to Kibana's (or OpenSearch Dashboards') saved-objects import (overwrite=true); returns its
+    answer.
 
     Credentials in the URL (`https://user:password@host`) become a basic Authorization header.
     """
@@ -62,7 +63,8 @@ def import_saved_objects(ndjson: str, kibana_url: str, space: str) -> dict[str, 
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="atlas.ndjson"\r\n'
         f"Content-Type: application/ndjson\r\n\r\n{ndjson}\r\n--{boundary}--\r\n"
     ).encode()
-    headers = {"kbn-xsrf": "atlas", "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    # Kibana asks for kbn-xsrf, OpenSearch Dashboards for osd-xsrf; each ignores the other's
+    headers = {"kbn-xsrf": "atlas", "osd-xsrf": "atlas", "Content-Type": f"multipart/form-data; boundary={boundary}"}
     if auth_header:
         headers["Authorization"] = auth_header
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")

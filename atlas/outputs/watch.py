@@ -70,9 +70,15 @@ def write_watches(settings: Settings, out_dir: Path) -> list[Path]:
 
 
 def install_watch(client: EsClient, settings: Settings) -> str:
-    """PUT the job's watch into Elasticsearch; a clear OutputError when the cluster has no Watcher."""
+    """PUT the job's watch into Elasticsearch; a clear OutputError when the cluster has no Watcher (OpenSearch never
+    has)."""
     wid = watch_id(settings)
     if not has_watcher(client):
+        if client.server.is_opensearch:  # no licence or distribution brings it there
+            raise OutputError(
+                f"the cluster at {client.target} is {client.server.title}, which has no Watcher: use atlas run's"
+                " built-in alerts instead (alerts.slack_webhook, alerts.email_to)"
+            )
         raise OutputError(
             f"the cluster at {client.target} has no Watcher (it is an x-pack feature: use a default distribution"
             " with a licence that includes it), or use atlas run's built-in alerts instead"

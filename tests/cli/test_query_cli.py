@@ -29,7 +29,9 @@ def test_query_without_metrics_is_a_usage_error() -> None:
 def test_query_for_a_server_before_7_4_prints_the_two_step_form() -> None:
     """6.x's moving_fn has no `shift`: pasted there, the one-step form fails with "unknown field [shift]"."""
     args = ["--es-url", "http://127.0.0.1:1", "query", "--metric", "cpu", "--at", "2024-01-10T00:00:00Z"]
-    for version, fused in (("6.8.23", False), ("7.3", False), ("7.4", True), ("8.19.9", True)):
+    # OpenSearch 1.x and 2.x speak Elasticsearch 7.10's API: the one-step form, never 1.x's or 2.x's
+    versions = [("6.8.23", False), ("7.3", False), ("7.4", True), ("8.19.9", True)]
+    for version, fused in [*versions, ("opensearch-2.19.6", True), ("opensearch-1.3", True)]:
         result = CliRunner().invoke(cli, [*args, "--server-version", version])
         assert result.exit_code == 0, result.stderr
         hours = json.loads(result.stdout)["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"]
@@ -42,4 +44,6 @@ def test_query_for_a_server_before_7_4_prints_the_two_step_form() -> None:
 def test_query_with_a_bad_server_version_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["query", "--metric", "cpu", "--server-version", "seven"])
     assert result.exit_code == 2
-    assert result.stderr == "Error: --server-version: 'seven' is not a version like 6.8 or 7.10.2\n"
+    assert result.stderr == (
+        "Error: --server-version: 'seven' is not a version like 6.8, 7.10.2 or opensearch-2.19.6\n"
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -64,56 +66,75 @@ def datasets() -> pd.DataFrame:
     return pd.concat([_frame(rows, name) for name, rows in named.items()], ignore_index=True)
 
 
-@pytest.fixture(scope="module")
-def indexed(es: Elasticsearch, es_url: str) -> Iterator[tuple[str, pd.DataFrame]]:
-    index = f"atlas-test-{uuid.uuid4().hex[:12]}-parity"
+def index_datasets(url: str, index: str) -> pd.DataFrame:
+    """Index datasets() into `index` of the cluster at url; returns the frame the reference reads."""
     frame = datasets()
-    settings = load_settings(None, {"es.urls": [es_url], "source.index": index})
+    settings = load_settings(None, {"es.urls": [url], "source.index": index})
     docs = (
         {"@timestamp": ts.isoformat(), "metric": metric, "query": series, "node": "n0", "value": value}
         for ts, metric, series, value in frame.itertuples(index=False)
     )
     load.load_documents(es_client.connect(settings.es), settings.source, index, docs, extra_keywords=["node"])
-    yield index, frame
+    return frame
+
+
+@pytest.fixture(scope="module")
+def indexed(es: Elasticsearch, es_url: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    index = f"atlas-test-{uuid.uuid4().hex[:12]}-parity"
+    yield index, index_datasets(es_url, index)
     es.indices.delete(index=index)
 
 
+@dataclass(frozen=True)
+class Case:
+    mode: str
+    normalization: str
+    baseline: str
+    percentiles: list[float]
+    min_tail: int
+
+    @property
+    def id(self) -> str:
+        return "-".join(map(str, dataclasses.astuple(self)))
+
+
 CASES = [
-    *itertools.product(["max", "last"], ["none", "zscore", "relative"], ["mean", "median"], [[90.0, 99.0]], [5]),
-    ("last", "relative", "median", [90.0], 5),
-    ("last", "gaussian", "mean", [90.0, 99.0], 5),
-    ("max", "gaussian", "median", [90.0, 99.0], 5),
-    ("max", "none", "mean", [90.0, 99.0], 0),
+    *(
+        Case(*c)
+        for c in itertools.product(
+            ["max", "last"], ["none", "zscore", "relative"], ["mean", "median"], [[90.0, 99.0]], [5]
+        )
+    ),
+    Case("last", "relative", "median", [90.0], 5),
+    Case("last", "gaussian", "mean", [90.0, 99.0], 5),
+    Case("max", "gaussian", "median", [90.0, 99.0], 5),
+    Case("max", "none", "mean", [90.0, 99.0], 0),
 ]
 
 
-@pytest.mark.parametrize(
-    ("mode", "normalization", "baseline", "percentiles", "min_tail"), CASES, ids=["-".join(map(str, c)) for c in CASES]
-)
-def test_elasticsearch_equals_reference(
-    indexed: tuple[str, pd.DataFrame],
-    es_url: str,
-    mode: str,
-    normalization: str,
-    baseline: str,
-    percentiles: list[float],
-    min_tail: int,
-) -> None:
-    index, frame = indexed
+def assert_case_matches_reference(url: str, index: str, frame: pd.DataFrame, case: Case) -> None:
+    """The surprise of every metric at every window end of WINDOW_ENDS, computed by the cluster at url from `index`
+    (holding `frame`), equals reference.py's to 1e-9."""
     settings: Settings = load_settings(
         None,
         {
-            "es.urls": [es_url],
+            "es.urls": [url],
             "source.index": index,
-            "surprise.mode": mode,
-            "surprise.normalization": normalization,
-            "surprise.baseline": baseline,
-            "surprise.percentiles": percentiles,
-            "surprise.min_tail_series": min_tail,
+            "surprise.mode": case.mode,
+            "surprise.normalization": case.normalization,
+            "surprise.baseline": case.baseline,
+            "surprise.percentiles": case.percentiles,
+            "surprise.min_tail_series": case.min_tail,
             "surprise.top_series": 1000,  # every series, so that each one's window surprise is compared
         },
     )
     metrics = sorted(frame["metric"].unique())
     compared = assert_windows_match_reference(es_client.connect(settings.es), settings, frame, WINDOW_ENDS)
     # zscore and gaussian leave out "equal" (std 0 everywhere); every other metric is scored in every window
-    assert compared == len(WINDOW_ENDS) * (len(metrics) - (normalization in ("zscore", "gaussian")))
+    assert compared == len(WINDOW_ENDS) * (len(metrics) - (case.normalization in ("zscore", "gaussian")))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_elasticsearch_equals_reference(indexed: tuple[str, pd.DataFrame], es_url: str, case: Case) -> None:
+    index, frame = indexed
+    assert_case_matches_reference(es_url, index, frame, case)

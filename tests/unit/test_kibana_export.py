@@ -45,7 +45,7 @@ def test_ground_truth_chart_only_when_truth_is_indexed() -> None:
     assert len(json.loads(with_truth[-1]["attributes"]["panelsJSON"])) == 3
 
 
-def test_import_posts_multipart_ndjson_with_the_xsrf_header() -> None:
+def test_import_posts_multipart_ndjson_with_the_xsrf_headers() -> None:
     ndjson = export_saved_objects(SETTINGS, METRICS, with_truth=False)
     with http_server(reply=b'{"success": true, "successCount": 3}') as (url, seen):
         answer = import_saved_objects(ndjson, url.replace("http://", "http://admin:s3cret@"), "ops")
@@ -53,7 +53,7 @@ def test_import_posts_multipart_ndjson_with_the_xsrf_header() -> None:
     (request,) = seen.requests
     assert request["path"] == "/s/ops/api/saved_objects/_import?overwrite=true"
     headers = {name.lower(): value for name, value in request["headers"].items()}  # HTTP names are case-blind
-    assert headers["kbn-xsrf"] == "atlas"
+    assert headers["kbn-xsrf"] == headers["osd-xsrf"] == "atlas"  # Kibana's and OpenSearch Dashboards' header
     assert headers["authorization"] == "Basic YWRtaW46czNjcmV0"  # admin:s3cret, from the URL
     assert headers["content-type"].startswith("multipart/form-data; boundary=")
     body = request["body"].decode()
