@@ -41,11 +41,24 @@ class StderrHandler(logging.Handler):
 
 
 class AtlasGroup(click.Group):
-    """The top-level group: an AtlasError from any command becomes `Error: <message>` and its exit code."""
+    """The top-level group: an AtlasError from any command becomes `Error: <message>` and its exit code; click's own
+    usage errors are masked too (they quote a bad value or an extra argument as given)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            _mask_message(exc)
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            _mask_message(exc)
+            raise
         except AtlasError as exc:
             click.echo(mask(f"Error: {exc}"), err=True)
             obj = ctx.find_object(CliContext)
@@ -54,6 +67,10 @@ class AtlasGroup(click.Group):
                 click.echo(mask(f"  caused by: {type(cause).__name__}: {cause}"), err=True)
                 cause = cause.__cause__
             raise click.exceptions.Exit(exc.exit_code) from exc
+
+
+def _mask_message(exc: click.ClickException) -> None:
+    vars(exc)["message"] = mask(exc.message)  # click declares it final; its text is what show() prints
 
 
 @click.group(cls=AtlasGroup, context_settings={"help_option_names": ["-h", "--help"]})

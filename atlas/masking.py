@@ -80,16 +80,28 @@ def _userinfos(url: str, within_spaces: bool) -> list[str]:
 
 
 def _regions(text: str, starts: list[int], within_spaces: bool = False) -> list[tuple[int, int]]:
-    """For each start (just after a `scheme://`), where its URL can end: the next whitespace (unless the text is
-    known to be URLs only) or the next scheme."""
+    """For each start (just after a `scheme://`), where its URL can end: the next scheme, and before it the next
+    whitespace, unless the text is known to be URLs only, or what comes before that space is a password cut by it
+    (`http://user:pass word@host`: a "port" that is not a number), where the end of the line bounds it."""
     scheme_starts = [m.start() for m in _SCHEME.finditer(text)]
     regions = []
     for start in starts:
-        space = None if within_spaces else _SPACE.search(text, start)
-        end = space.start() if space else len(text)
-        end = min([end, *(s for s in scheme_starts if s >= start)])
+        end = min([len(text), *(s for s in scheme_starts if s >= start)])
+        space = None if within_spaces else _SPACE.search(text, start, end)
+        if space is not None:
+            before = text[start : space.start()]
+            cut = "@" not in before and _has_word_port(before)
+            newline = text.find("\n", start, end)
+            end = (newline if newline >= 0 else end) if cut else space.start()
         regions.append((start, end))
     return regions
+
+
+def _has_word_port(url_tail: str) -> bool:
+    """Whether the authority at the start of `url_tail` (after `scheme://`) has a port that is not a number."""
+    authority = re.split(r"[/?#]", url_tail, maxsplit=1)[0]
+    port = authority.partition("]")[2][1:] if authority.startswith("[") else authority.partition(":")[2]
+    return bool(port) and not port.isdigit()
 
 
 def _mask_userinfo(text: str) -> str:

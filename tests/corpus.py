@@ -317,6 +317,9 @@ def secret_inputs() -> Iterator[BadInput]:
                 for verbose in ((), ("-v",)):
                     name = f"{place} {where}{' -v' if verbose else ''}"
                     yield BadInput("secret", name, (*verbose, *args), {**files, **ndjson}, env, exit_code)
+        url = f"http://{userinfo}@{closed}"
+        for args in (("config", "show", url), ("simulate", "--hours", url)):  # click quotes them in usage errors
+            yield BadInput("secret", f"{' '.join(args[:-1])} <URL> {form}", args)
         bare = f"{userinfo}@{closed}"
         yield BadInput("secret", f"ATLAS_ES_URL without scheme {form}", ("setup",), env={"ATLAS_ES_URL": bare})
         yield BadInput("secret", f"--kibana-url without scheme {form}", ("kibana", "import", "--kibana-url", bare))
