@@ -362,8 +362,9 @@ def _validate(s: Settings) -> None:
     _require(bool(s.es.urls) or bool(s.es.cloud_id), "es.urls: give at least one URL or es.cloud_id")
     for i, url in enumerate(s.es.urls):
         _check_url(url, f"es.urls[{i}]")
+        parts = urllib.parse.urlsplit(url)
         _require(  # the client would fail on a user without a password with a bare TypeError
-            urllib.parse.urlsplit(url).username is None or urllib.parse.urlsplit(url).password is not None,
+            parts.username is None or parts.password is not None,
             f"es.urls[{i}]: {mask(url)!r} names a user without a password; write user:password@host,"
             " or set ATLAS_ES_API_KEY",
         )
