@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from atlas import demo, embedded, es_client, evaluate, grouping, indices, listing, pipeline, results, simulate
+from atlas import demo, embedded, es_client, evaluate, grouping, indices, listing, masking, pipeline, results, simulate
 from atlas.cli_es import es
 from atlas.cli_outputs import kibana, report_command, timelion_command, watch
 from atlas.cli_support import DEFAULT_CONFIG, CliContext, echo_json, output_path, parse_at, progress_bar, write_target
@@ -18,6 +19,7 @@ from atlas.clock import floor_instant
 from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import AtlasError, ConfigError, OutputError
 from atlas.ingest import collectd_csv, collectd_http, csv_file, load, rrd_file
+from atlas.masking import mask
 from atlas.queries import build_surprise_request
 from atlas.settings import Settings
 from atlas.settings_text import effective_settings, render_config_file
@@ -27,26 +29,48 @@ log = logging.getLogger("atlas")
 
 
 class StderrHandler(logging.Handler):
-    """Log records go to whatever stderr click writes to now (so progress and warnings stay off stdout)."""
+    """Log records go to whatever stderr click writes to now (so progress and warnings stay off stdout), one line
+    each and masked: the Elasticsearch client's and urllib3's records under -v name URLs too, and the exception a
+    record carries is shown by its type and text (the error's cause chain says the rest), not its traceback."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(self.format(record), err=True)
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        click.echo(mask(text), err=True)
 
 
 class AtlasGroup(click.Group):
-    """The top-level group: an AtlasError from any command becomes `Error: <message>` and its exit code."""
+    """The top-level group: an AtlasError from any command becomes `Error: <message>` and its exit code; click's own
+    usage errors are masked too (they quote a bad value or an extra argument as given)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            _mask_message(exc)
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            _mask_message(exc)
+            raise
         except AtlasError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(mask(f"Error: {exc}"), err=True)
             obj = ctx.find_object(CliContext)
             cause = exc.__cause__
             while obj is not None and obj.verbose and cause is not None:
-                click.echo(f"  caused by: {type(cause).__name__}: {cause}", err=True)
+                click.echo(mask(f"  caused by: {type(cause).__name__}: {cause}"), err=True)
                 cause = cause.__cause__
             raise click.exceptions.Exit(exc.exit_code) from exc
+
+
+def _mask_message(exc: click.ClickException) -> None:
+    vars(exc)["message"] = mask(exc.message)  # click declares it final; its text is what show() prints
 
 
 @click.group(cls=AtlasGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,6 +85,7 @@ class AtlasGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bool) -> None:
     """atlas: Elasticsearch watches thousands of metric series for disruptions."""
+    masking.forget()  # secrets are remembered as this command line's settings load
     root = logging.getLogger()
     if not any(isinstance(h, StderrHandler) for h in root.handlers):
         root.addHandler(StderrHandler())
@@ -352,4 +377,7 @@ def main() -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except Exception:  # a bug: its traceback shows, as Python would print it, with the secrets in it masked
+        click.echo(mask(traceback.format_exc()), err=True, nl=False)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

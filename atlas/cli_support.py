@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,10 +28,10 @@ class CliContext:
     es_url: str | None
     verbose: bool
 
-    def settings(self) -> Settings:
+    def settings(self, overrides: Mapping[str, Any] | None = None) -> Settings:
+        """The settings of the file, the environment, --es-url (comma-separated) and a command's own `overrides`."""
         path = self.config if self.config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-        overrides = {"es.urls": self.es_url.split(",")} if self.es_url else {}
-        return load_settings(path, overrides)
+        return load_settings(path, {**({"es.urls": self.es_url} if self.es_url else {}), **(overrides or {})})
 
 
 def echo_json(data: Any) -> None:

@@ -20,6 +20,7 @@ from elasticsearch import Elasticsearch, helpers
 from elasticsearch.serializer import JSONSerializer
 
 from atlas.errors import ConfigError, EsQueryRejected, EsUnavailable
+from atlas.masking import mask
 from atlas.settings import EsSettings
 
 # Modules the surprise query needs, by server major version: painless for bucket_script and moving_fn scripts,
@@ -138,15 +139,10 @@ class BulkResult:
 
 
 def describe_target(es: EsSettings) -> str:
-    """Where the client connects, for messages: URLs without credentials, or the cloud id's name."""
+    """Where the client connects, for messages: URLs with their credentials masked, or the cloud id's name."""
     if es.cloud_id:
         return f"Elastic Cloud deployment {es.cloud_id.split(':', 1)[0]}"
-    return ", ".join(_strip_credentials(url) for url in es.urls)
-
-
-def _strip_credentials(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.rsplit("@", 1)[-1] if sep else url
+    return ", ".join(mask(url) for url in es.urls)
 
 
 def connect(es: EsSettings) -> EsClient:

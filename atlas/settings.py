@@ -20,16 +20,16 @@ import yaml
 
 from atlas.clock import parse_duration
 from atlas.errors import ConfigError
+from atlas.masking import mask, remember, remember_urls
 
-MASK = "********"
 
-
-def setting(default: Any, help: str, *, env: str | None = None, secret: bool = False) -> Any:
+def setting(default: Any, help: str, *, env: str | None = None, secret: bool = False, urls: bool = False) -> Any:
     """Declare one setting: its default, help text and, optionally, the environment variable that overrides it.
 
-    A secret is read only from its environment variable, never from the file, and is masked when shown.
+    A secret is read only from its environment variable, never from the file, and is masked when shown. A setting
+    of `urls` holds URL(s) whose credentials are masked wherever they are shown (`atlas.masking`).
     """
-    meta = {"help": help, "env": env, "secret": secret}
+    meta = {"help": help, "env": env, "secret": secret, "urls": urls}
     if isinstance(default, (list, dict)):
         frozen = tuple(default) if isinstance(default, list) else types.MappingProxyType(default)
         return field(default_factory=lambda: frozen, metadata=meta)
@@ -39,7 +39,10 @@ def setting(default: Any, help: str, *, env: str | None = None, secret: bool = F
 @dataclass(frozen=True)
 class EsSettings:
     urls: tuple[str, ...] = setting(
-        ["http://127.0.0.1:9250"], "Elasticsearch URL(s); the default is the embedded node", env="ATLAS_ES_URL"
+        ["http://127.0.0.1:9250"],
+        "Elasticsearch URL(s); the default is the embedded node",
+        env="ATLAS_ES_URL",
+        urls=True,
     )
     cloud_id: str | None = setting(None, "Elastic Cloud id, instead of urls", env="ATLAS_ES_CLOUD_ID")
     username: str | None = setting(None, "user for basic authentication", env="ATLAS_ES_USERNAME")
@@ -151,7 +154,9 @@ class AlertSettings:
 
 @dataclass(frozen=True)
 class KibanaSettings:
-    url: str = setting("http://127.0.0.1:5601", "Kibana URL for `atlas kibana import`", env="ATLAS_KIBANA_URL")
+    url: str = setting(
+        "http://127.0.0.1:5601", "Kibana URL for `atlas kibana import`", env="ATLAS_KIBANA_URL", urls=True
+    )
     space: str = setting("default", "Kibana space for imported saved objects")
 
 
@@ -184,12 +189,28 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
     for name in raw:
         if name not in known:
             raise ConfigError(f"unknown section {name!r} (known: {', '.join(known)})")
+    _remember_secrets(raw, overrides or {}, os.environ)
     built = {
         name: _build_section(name, cls, raw.get(name), dict(overrides or {}), os.environ) for name, cls in known.items()
     }
     settings = Settings(**built)
     _validate(settings)
     return settings
+
+
+def _remember_secrets(raw: dict[Any, Any], overrides: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Hand every secret and every URL's credentials, from file, environment and options, to `atlas.masking` before
+    any check runs: no message quoting a value can then show them."""
+    for name, cls in sections():
+        section = raw.get(name)
+        for spec in dataclasses.fields(cls):
+            env = spec.metadata.get("env")
+            file_value = section.get(spec.name) if isinstance(section, dict) else None
+            for value in (file_value, environ.get(env) if env else None, overrides.get(f"{name}.{spec.name}")):
+                if spec.metadata.get("secret") and isinstance(value, str):
+                    remember(value)
+                if spec.metadata.get("urls") and isinstance(value, (str, list)):
+                    remember_urls(value)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -224,9 +245,11 @@ def _read_file(path: Path) -> Any:
     except RecursionError as exc:
         raise ConfigError(f"{path}: nested too deeply") from exc
     except yaml.YAMLError as exc:
+        # file:line:column and the problem, never YAML's own text: it quotes the line, which may hold a password.
         mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
 
 
 def _build_section(name: str, cls: type[Any], raw: Any, overrides: dict[str, Any], environ: Mapping[str, str]) -> Any:
@@ -247,11 +270,15 @@ def _build_section(name: str, cls: type[Any], raw: Any, overrides: dict[str, Any
         if key in raw:
             values[key] = _coerce(raw[key], hints[key], dotted)
         if env and environ.get(env):
-            text = environ[env]
-            values[key] = _coerce(text.split(",") if hints[key] == tuple[str, ...] else text, hints[key], env)
+            values[key] = _coerce(_listed(environ[env], hints[key]), hints[key], env)
         if dotted in overrides and overrides[dotted] is not None:
-            values[key] = _coerce(overrides[dotted], hints[key], dotted)
+            values[key] = _coerce(_listed(overrides[dotted], hints[key]), hints[key], dotted)
     return cls(**values)
+
+
+def _listed(value: Any, hint: Any) -> Any:
+    """A list setting given as text (environment, command line) is comma-separated."""
+    return value.split(",") if hint == tuple[str, ...] and isinstance(value, str) else value
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -335,6 +362,12 @@ def _validate(s: Settings) -> None:
     _require(bool(s.es.urls) or bool(s.es.cloud_id), "es.urls: give at least one URL or es.cloud_id")
     for i, url in enumerate(s.es.urls):
         _check_url(url, f"es.urls[{i}]")
+        parts = urllib.parse.urlsplit(url)
+        _require(  # the client would fail on a user without a password with a bare TypeError
+            parts.username is None or parts.password is not None,
+            f"es.urls[{i}]: {mask(url)!r} names a user without a password; write user:password@host,"
+            " or set ATLAS_ES_API_KEY",
+        )
     if s.es.cloud_id:
         _check_cloud_id(s.es.cloud_id)
     _require(0 <= s.es.max_retries <= 100, "es.max_retries: must be between 0 and 100")
@@ -415,21 +448,27 @@ def _validate_grouping(s: Settings) -> None:
 
 
 def _check_url(url: str, where: str) -> None:
-    """A URL atlas can connect to: http(s), a host, a port in range; the message never shows its credentials."""
-    shown = mask_userinfo(url)
+    """A URL atlas can connect to: http(s), a host, a port in range, nothing after the host that looks like the rest
+    of a password; the message shows the URL masked and never the parser's own text (it may quote a password's
+    piece as a port)."""
+    shown = mask(url)
     try:
         parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {shown!r} is not a URL ({_without(str(exc), url)})") from None
+    except ValueError:
+        raise ConfigError(f"{where}: {shown!r} is not a URL (a bad IPv6 address)") from None
     _require(parts.scheme in ("http", "https"), f"{where}: {shown!r} must start with http:// or https://")
+    _require(
+        "@" not in urllib.parse.urlunsplit(("", "", parts.path, parts.query, parts.fragment)),
+        f"{where}: {shown!r} has an '@' after its host; percent-encode '/', '?', '#' and '@' in a user or password"
+        " (%2F, %3F, %23, %40)",
+    )
+    _require(not re.search(r"\s", url), f"{where}: {shown!r} holds a space; percent-encode it (%20)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{where}: {shown!r} is not a URL (its port is not a number from 1 to 65535)") from None
     _require(bool(parts.hostname), f"{where}: {shown!r} names no host")
     _require(port is None or port > 0, f"{where}: {shown!r} has port 0")
-
-
-def _without(text: str, secret_bearing: str) -> str:
-    """An error text with the URL it may quote masked."""
-    return text.replace(secret_bearing, mask_userinfo(secret_bearing))
 
 
 def _check_cloud_id(cloud_id: str) -> None:
@@ -444,14 +483,6 @@ def _check_cloud_id(cloud_id: str) -> None:
         bool(name and sep and len(parts) >= 2 and all(parts[:2])),
         "es.cloud_id: not an Elastic Cloud id (<name>:<base64 text>, as the deployment's page shows it)",
     )
-
-
-def mask_userinfo(url: str) -> str:
-    """`https://user:pass@host` -> `https://********@host`: credentials in a URL are secrets too."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return url
-    return f"{scheme}://{MASK}@{rest.split('@', 1)[1]}"
 
 
 def setting_keys() -> list[str]:

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from atlas.clock import format_duration
-from atlas.settings import MASK, Settings, mask_userinfo, sections
+from atlas.masking import MASK, mask
+from atlas.settings import Settings, sections
 
 
 def plain_value(value: Any) -> Any:
@@ -34,8 +35,8 @@ def effective_settings(s: Settings) -> dict[str, dict[str, Any]]:
             value = getattr(section, f.name)
             if f.metadata.get("secret") and value is not None:
                 value = MASK
-            elif isinstance(value, tuple) and f.name == "urls":
-                value = tuple(mask_userinfo(url) for url in value)
+            elif f.metadata.get("urls"):
+                value = tuple(map(mask, value)) if isinstance(value, tuple) else mask(value)
             shown[name][f.name] = plain_value(value)
     return shown
 

@@ -5,6 +5,7 @@ tests/cli/test_corpus.py and bench/faults.py."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -271,5 +272,70 @@ def option_inputs() -> Iterator[BadInput]:
         yield BadInput("option", " ".join(args), args)
 
 
+# A password in each hostile form, as (userinfo, whether an Elasticsearch URL holding it is valid in a setting of its
+# own, in a comma-separated list, and as kibana.url): the canary on both sides of each separator, so a password cut
+# there still shows a whole canary if leaked.
+_P = PASSWORD
+SECRET_FORMS = {
+    "plain": (f"elastic:{_P}", True, True, True),
+    "token alone": (_P, False, False, True),
+    "'/' in it": (f"elastic:{_P}/{_P}", False, False, False),
+    "'@' in it": (f"elastic:{_P}@{_P}", True, True, True),
+    "':' in it": (f"elastic:{_P}:{_P}", True, True, True),
+    "'?' and '#' in it": (f"elastic:{_P}?{_P}#{_P}", False, False, False),
+    "%-escapes in it": (f"elastic:{_P}%2F%40%3A{_P}", True, True, True),
+    "',' in it": (f"elastic:{_P},{_P}", True, False, True),
+    "a space in it": (f"elastic:{_P} {_P}", False, False, False),
+}
+
+
+def secret_inputs() -> Iterator[BadInput]:
+    """URLs with canary passwords in every hostile form, in every place a URL enters (es.urls and kibana.url in the
+    file, their environment variables and options), without a scheme, among several, with an IPv6 host, and YAML
+    errors on the line holding one; with and without -v. Where the URL is valid the command fails on the closed port
+    (exit 1); nothing may print a canary."""
+    ndjson = {"k.ndjson": b"{}\n"}
+    closed = "127.0.0.1:9"  # the discard port: nothing listens there
+    for form, (userinfo, valid, valid_in_list, valid_kibana) in SECRET_FORMS.items():
+        for host in (closed, "[::1]:9") if form == "plain" else (closed,):
+            url = f"http://{userinfo}@{host}"
+            where = f"{form}{' [::1]' if host != closed else ''}"
+            code, list_code, kibana_code = (1 if ok else 2 for ok in (valid, valid_in_list, valid_kibana))
+            es_file = {"atlas.yml": f"es:\n  urls: [{json.dumps(url)}]\n".encode()}
+            kibana_file = {"atlas.yml": f"kibana:\n  url: {json.dumps(url)}\n".encode()}
+            kibana = ("kibana", "import", "--file", "k.ndjson")
+            places = [
+                ("es.urls", ("--config", "atlas.yml", "setup"), es_file, {"ATLAS_ES_URL": ""}, code),
+                ("ATLAS_ES_URL", ("setup",), {}, {"ATLAS_ES_URL": url}, list_code),
+                ("--es-url", ("--es-url", url, "setup"), {}, {}, list_code),
+                ("ATLAS_ES_URL list", ("setup",), {}, {"ATLAS_ES_URL": f"http://{closed},{url}"}, list_code),
+                ("kibana.url", ("--config", "atlas.yml", *kibana), kibana_file, {}, kibana_code),
+                ("ATLAS_KIBANA_URL", kibana, {}, {"ATLAS_KIBANA_URL": url}, kibana_code),
+                ("--kibana-url", (*kibana, "--kibana-url", url), {}, {}, kibana_code),
+            ]
+            for place, args, files, env, exit_code in places:
+                for verbose in ((), ("-v",)):
+                    name = f"{place} {where}{' -v' if verbose else ''}"
+                    yield BadInput("secret", name, (*verbose, *args), {**files, **ndjson}, env, exit_code)
+        url = f"http://{userinfo}@{closed}"
+        for args in (("config", "show", url), ("simulate", "--hours", url)):  # click quotes them in usage errors
+            yield BadInput("secret", f"{' '.join(args[:-1])} <URL> {form}", args)
+        bare = f"{userinfo}@{closed}"
+        yield BadInput("secret", f"ATLAS_ES_URL without scheme {form}", ("setup",), env={"ATLAS_ES_URL": bare})
+        yield BadInput("secret", f"--kibana-url without scheme {form}", ("kibana", "import", "--kibana-url", bare))
+    for form, (userinfo, *_) in SECRET_FORMS.items():
+        url = f"http://{userinfo}@h:9200"
+        broken = {  # YAML's own message would quote each of these lines
+            "unclosed list": f"es:\n  urls: [{json.dumps(url)} x]\n",
+            "bad escape": f'kibana:\n  url: "{url}\\q"\n',
+            "tab": f"kibana:\n\turl: {json.dumps(url)}\n",
+        }
+        for problem, text in broken.items():
+            for verbose in ((), ("-v",)):
+                name = f"YAML error ({problem}) on the line of {form}{' -v' if verbose else ''}"
+                args = (*verbose, "--config", "atlas.yml", "config", "show")
+                yield BadInput("secret", name, args, {"atlas.yml": text.encode()}, {"ATLAS_ES_URL": ""})
+
+
 def all_inputs() -> list[BadInput]:
-    return [*csv_inputs(), *collectd_inputs(), *config_inputs(), *env_inputs(), *option_inputs()]
+    return [*csv_inputs(), *collectd_inputs(), *config_inputs(), *env_inputs(), *option_inputs(), *secret_inputs()]

@@ -13,6 +13,7 @@ from typing import Any
 
 from atlas.clock import format_duration
 from atlas.errors import OutputError
+from atlas.masking import mask
 from atlas.outputs.timelion import build_expression, quote
 from atlas.settings import Settings
 
@@ -68,7 +69,7 @@ def import_saved_objects(ndjson: str, kibana_url: str, space: str) -> dict[str, 
     if auth_header:
         headers["Authorization"] = auth_header
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    where = f"Kibana at {base}"  # never print the credentials
+    where = f"Kibana at {mask(kibana_url)}"
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             answer: dict[str, Any] = json.loads(response.read() or b"{}")

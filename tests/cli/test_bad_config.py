@@ -53,6 +53,22 @@ CASES = {
     "password in a bad url": Case(
         env={"ATLAS_ES_URL": f"http://elastic:{PASSWORD}@h:notaport"}, said="'http://********@h:notaport'"
     ),
+    "'/' in a password": Case(
+        env={"ATLAS_ES_URL": f"http://elastic:{PASSWORD}/x@h:9200"},
+        said="es.urls[0]: 'http://********@h:9200' has an '@' after its host; percent-encode",
+    ),
+    "space in a password": Case(
+        env={"ATLAS_ES_URL": f"http://elastic:{PASSWORD} x@h:9200"},
+        said="es.urls[0]: 'http://********@h:9200' holds a space",
+    ),
+    "a user without password": Case(
+        env={"ATLAS_ES_URL": f"http://{PASSWORD}@h:9200"},
+        said="es.urls[0]: 'http://********@h:9200' names a user without a password",
+    ),
+    "YAML error on a password's line": Case(
+        f"kibana:\n  url: 'http://elastic:{PASSWORD}@h:5601' x: 1\n",
+        said="atlas.yml:2:",
+    ),
     "malformed cloud id": Case(env={"ATLAS_ES_CLOUD_ID": "prod:not-base64!"}, said="es.cloud_id: not an Elastic Cloud"),
     "huge shards": Case("results:\n  shards: 1000000000000000000000\n", said="results.shards"),
     "smtp port out of range": Case("alerts:\n  smtp_port: 70000\n", said="alerts.smtp_port"),

@@ -1,8 +1,10 @@
-"""Every bad input of tests/corpus.py ends in one `Error:` line (or click's one-line usage error) and exit code 2,
-with no traceback and no secret; nothing reaches Elasticsearch (the configured one is not even listening)."""
+"""Every bad input of tests/corpus.py ends in one `Error:` line (or click's one-line usage error) and its exit code
+(2; 1 for a secret-bearing URL that is valid and meets a closed port), with no traceback and no secret; nothing
+reaches Elasticsearch or Kibana (the configured ones are not even listening)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ INPUTS = all_inputs()
 
 
 def run_bad_input(case: BadInput, directory: Path) -> tuple[int, str]:
-    """Run one bad input in `directory`; returns the exit code and everything printed."""
+    """Run one bad input in `directory` (its working directory, where its files are); returns the exit code and
+    everything printed."""
     for name, data in case.files.items():
         (directory / name).write_bytes(data)
     env = {
@@ -26,7 +29,8 @@ def run_bad_input(case: BadInput, directory: Path) -> tuple[int, str]:
         "ATLAS_HOME": str(directory / "home"),
         **case.env,
     }
-    result = CliRunner().invoke(cli, list(case.args), env=env, catch_exceptions=True)
+    with contextlib.chdir(directory):
+        result = CliRunner().invoke(cli, list(case.args), env=env, catch_exceptions=True)
     printed = result.stdout + result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         printed += f"\nTraceback: {type(result.exception).__name__}: {result.exception}"
