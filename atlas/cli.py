@@ -11,10 +11,32 @@ from typing import Any
 
 import click
 
-from atlas import demo, embedded, es_client, evaluate, grouping, indices, listing, masking, pipeline, results, simulate
+from atlas import (
+    demo,
+    embedded,
+    es_client,
+    evaluate,
+    grouping,
+    indices,
+    listing,
+    masking,
+    pipeline,
+    presets,
+    results,
+    simulate,
+)
 from atlas.cli_es import es
 from atlas.cli_outputs import kibana, report_command, timelion_command, watch
-from atlas.cli_support import DEFAULT_CONFIG, CliContext, echo_json, output_path, parse_at, progress_bar, write_target
+from atlas.cli_support import (
+    DEFAULT_CONFIG,
+    CliContext,
+    echo_json,
+    output_path,
+    parse_at,
+    parse_duration_arg,
+    progress_bar,
+    write_target,
+)
 from atlas.clock import floor_instant
 from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import AtlasError, ConfigError, OutputError
@@ -99,11 +121,20 @@ def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bo
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_CONFIG, show_default=True)
 @click.option("--force", is_flag=True, help="overwrite an existing file")
-def init(out: Path, force: bool) -> None:
-    """Write a commented atlas.yml with every setting at its default."""
+@click.option(
+    "--preset",
+    type=click.Choice(presets.PRESETS),
+    default="hourly",
+    show_default=True,
+    help="hourly: the blog's setting (atlas's defaults); hosts: one metric per host, its columns as series",
+)
+@click.option("--interval", help="bucket size, e.g. 1m or 5m (the data's resolution)  [default: the preset's]")
+def init(out: Path, force: bool, preset: presets.Preset, interval: str | None) -> None:
+    """Write a commented atlas.yml with every setting at its default, or at a preset's values."""
     if out.exists() and not force:
         raise ConfigError(f"{out} exists; use --force to overwrite it")
-    output_path(out, "--out").write_text(render_config_file(), encoding="utf-8")
+    text = render_config_file(presets.preset_overrides(preset, parse_duration_arg(interval, "--interval")))
+    output_path(out, "--out").write_text(text, encoding="utf-8")
     click.echo(str(out))
 
 

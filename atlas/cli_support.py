@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from atlas.clock import now_utc, parse_instant
+from atlas.clock import now_utc, parse_duration, parse_instant
 from atlas.errors import ConfigError
 from atlas.ingest import load
 from atlas.settings import Settings, load_settings
@@ -75,6 +75,19 @@ def write_target(settings: Settings, index: str | None) -> str:
     """The index a command writes to: --index, else source.index; one concrete, valid name (checked before any work)."""
     option = "--index" if index is not None else "source.index"
     return load.check_index_name(index if index is not None else settings.source.index, option)
+
+
+def parse_duration_arg(value: str | None, option: str) -> timedelta | None:
+    """A positive duration option (`30s`, `5m`, `1h`), None when not given."""
+    if value is None:
+        return None
+    try:
+        duration = parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+    if duration <= timedelta(0):
+        raise ConfigError(f"{option}: {value!r} is not a positive duration")
+    return duration
 
 
 def parse_at(value: str | None, option: str = "--at") -> datetime:

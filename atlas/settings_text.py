@@ -11,7 +11,7 @@ import yaml
 
 from atlas.clock import format_duration
 from atlas.masking import MASK, mask
-from atlas.settings import Settings, sections
+from atlas.settings import Settings, load_settings, sections
 
 
 def plain_value(value: Any) -> Any:
@@ -41,23 +41,26 @@ def effective_settings(s: Settings) -> dict[str, dict[str, Any]]:
     return shown
 
 
-def render_config_file() -> str:
-    """A commented atlas.yml holding every setting at its default; loading it gives the defaults."""
+def render_config_file(overrides: Mapping[str, Any] | None = None) -> str:
+    """A commented atlas.yml holding every setting at its default, or at its value in `overrides` (dotted keys, a
+    preset's: validated first); loading it gives those settings. The environment is not written into it."""
     lines = [
         "# atlas configuration. Every key is shown at its default; delete what you do not change.",
         "# Secrets are never read from this file: set them in the environment variables named below.",
     ]
-    defaults = Settings()
+    chosen = overrides or {}
+    preset, defaults = load_settings(None, chosen) if chosen else Settings(), Settings()
     for name, _ in sections():
-        section = getattr(defaults, name)
         lines += ["", f"{name}:"]
-        for f in dataclasses.fields(section):
+        for f in dataclasses.fields(getattr(defaults, name)):
+            source = preset if f"{name}.{f.name}" in chosen else defaults
+            value = getattr(getattr(source, name), f.name)
             env = f.metadata.get("env")
             help_text = f.metadata["help"] + (f" (environment: {env})" if env else "")
             lines.append(f"  # {help_text}")
             if f.metadata.get("secret"):
                 lines.append(f"  # {f.name}: set {env} instead")
                 continue
-            dumped = yaml.safe_dump({f.name: plain_value(getattr(section, f.name))}, default_flow_style=True)
+            dumped = yaml.safe_dump({f.name: plain_value(value)}, default_flow_style=True)
             lines.append("  " + dumped.strip()[1:-1].strip())
     return "\n".join(lines) + "\n"
