@@ -78,10 +78,10 @@ def write_target(settings: Settings, index: str | None) -> str:
 
 
 def parse_at(value: str | None, option: str = "--at") -> datetime:
-    """An ISO-8601 option value as tz-aware UTC, or now when not given."""
+    """An ISO-8601 option value as tz-aware UTC (within clock.EARLIEST to LATEST), or now when not given."""
     if value is None:
         return now_utc()
     try:
         return parse_instant(value)
     except ValueError as exc:
-        raise ConfigError(f"{option}: {value!r} is not an ISO-8601 instant") from exc
+        raise ConfigError(f"{option}: {exc}") from exc
