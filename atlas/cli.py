@@ -10,10 +10,31 @@ from typing import Any
 
 import click
 
-from atlas import demo, embedded, es_client, evaluate, grouping, indices, listing, pipeline, results, simulate
+from atlas import (
+    __version__,
+    demo,
+    embedded,
+    es_client,
+    evaluate,
+    grouping,
+    indices,
+    listing,
+    pipeline,
+    results,
+    simulate,
+)
 from atlas.cli_es import es
 from atlas.cli_outputs import kibana, report_command, timelion_command, watch
-from atlas.cli_support import DEFAULT_CONFIG, CliContext, echo_json, output_path, parse_at, progress_bar, write_target
+from atlas.cli_support import (
+    DEFAULT_CONFIG,
+    CliContext,
+    echo_json,
+    output_path,
+    parse_at,
+    progress_bar,
+    split_assignments,
+    write_target,
+)
 from atlas.clock import floor_instant
 from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import AtlasError, ConfigError, OutputError
@@ -36,6 +57,9 @@ class StderrHandler(logging.Handler):
 class AtlasGroup(click.Group):
     """The top-level group: an AtlasError from any command becomes `Error: <message>` and its exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, split_assignments(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -57,9 +81,25 @@ class AtlasGroup(click.Group):
     help="configuration file [default: ./atlas.yml if present]",
 )
 @click.option("--es-url", envvar="ATLAS_ES_URL", help="Elasticsearch URL(s), comma-separated (overrides es.urls)")
+@click.option(
+    "-s",
+    "--set",
+    "assignments",
+    nargs=2,
+    multiple=True,
+    metavar="KEY VALUE",
+    help="override a setting after file and environment, e.g. -s threshold.sigmas 4 (or KEY=VALUE); repeatable",
+)
 @click.option("-v", "--verbose", is_flag=True, help="show the cause chain of errors and debug logging")
+@click.version_option(__version__, "--version", prog_name="atlas", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bool) -> None:
+def cli(
+    ctx: click.Context,
+    config: Path | None,
+    es_url: str | None,
+    assignments: tuple[tuple[str, str], ...],
+    verbose: bool,
+) -> None:
     """atlas: Elasticsearch watches thousands of metric series for disruptions."""
     root = logging.getLogger()
     if not any(isinstance(h, StderrHandler) for h in root.handlers):
@@ -67,7 +107,7 @@ def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bo
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("elastic_transport", "elasticsearch"):  # their retries are our one error line
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
-    ctx.obj = CliContext(config=config, es_url=es_url, verbose=verbose)
+    ctx.obj = CliContext(config=config, es_url=es_url, verbose=verbose, assignments=assignments)
 
 
 # ---- configuration ----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from atlas.clock import now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.ingest import load
 from atlas.settings import Settings, load_settings
+from atlas.settings_text import parse_assignments
 
 DEFAULT_CONFIG = Path("atlas.yml")
 
@@ -27,11 +28,13 @@ class CliContext:
     config: Path | None
     es_url: str | None
     verbose: bool
+    assignments: tuple[tuple[str, str], ...] = ()  # -s/--set KEY VALUE, in command-line order
 
     def settings(self) -> Settings:
+        """The file, then the environment, then --es-url, then each --set (the last one of a key wins)."""
         path = self.config if self.config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
         overrides = {"es.urls": self.es_url.split(",")} if self.es_url else {}
-        return load_settings(path, overrides)
+        return load_settings(path, overrides | parse_assignments(self.assignments))
 
 
 def echo_json(data: Any) -> None:
@@ -75,6 +78,24 @@ def write_target(settings: Settings, index: str | None) -> str:
     """The index a command writes to: --index, else source.index; one concrete, valid name (checked before any work)."""
     option = "--index" if index is not None else "source.index"
     return load.check_index_name(index if index is not None else settings.source.index, option)
+
+
+def split_assignments(args: list[str]) -> list[str]:
+    """`--set KEY=VALUE`, `-s KEY=VALUE` and `--set=KEY=VALUE` as `--set KEY VALUE`, the form click parses. A KEY
+    never holds `=`, so only the word right after -s/--set is split; a VALUE given separately stays whole."""
+    out: list[str] = []
+    after_option = False
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        if arg.startswith("--set=") and "=" in arg.removeprefix("--set="):
+            out += ["--set", *arg.removeprefix("--set=").split("=", 1)]
+        elif after_option and "=" in arg:
+            out += arg.split("=", 1)
+        else:
+            out.append(arg)
+        after_option = arg in ("-s", "--set")
+    return out
 
 
 def parse_at(value: str | None, option: str = "--at") -> datetime:

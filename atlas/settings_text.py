@@ -1,16 +1,20 @@
-"""Settings as text: the commented atlas.yml `atlas init` writes and the masked values `atlas config show` prints."""
+"""Settings as text: the commented atlas.yml `atlas init` writes, the masked values `atlas config show` prints, and
+the `--set KEY VALUE` overrides read from the command line."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import json
+import typing
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import yaml
 
 from atlas.clock import format_duration
-from atlas.settings import MASK, Settings, mask_userinfo, sections
+from atlas.errors import ConfigError
+from atlas.settings import MASK, Settings, closest, mask_userinfo, sections
 
 
 def plain_value(value: Any) -> Any:
@@ -60,3 +64,37 @@ def render_config_file() -> str:
             dumped = yaml.safe_dump({f.name: plain_value(getattr(section, f.name))}, default_flow_style=True)
             lines.append("  " + dumped.strip()[1:-1].strip())
     return "\n".join(lines) + "\n"
+
+
+def parse_assignments(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """`--set KEY VALUE` pairs as `load_settings` overrides. VALUE is text as the environment gives it: a number,
+    a duration, true/false, a name; a list as `a,b,c` or JSON (`[90, 99]`), a mapping as JSON; `null` clears a
+    setting that may be null. Secrets are refused: they are read only from the environment."""
+    fields = {f"{name}.{f.name}": (f, typing.get_type_hints(cls)[f.name]) for name, cls in sections()
+              for f in dataclasses.fields(cls)}  # fmt: skip
+    overrides: dict[str, Any] = {}
+    for key, text in pairs:
+        if key not in fields:
+            raise ConfigError(f"--set: unknown setting {key!r} ({closest(key, list(fields))})")
+        spec, hint = fields[key]
+        if spec.metadata.get("secret"):
+            raise ConfigError(f"--set {key}: secrets are read only from the environment ({spec.metadata['env']})")
+        overrides[key] = _from_text(text, hint, f"--set {key}")
+    return overrides
+
+
+def _from_text(text: str, hint: Any, where: str) -> Any:
+    """A setting's value from command-line text, for `_coerce` to check."""
+    args = typing.get_args(hint)
+    if type(None) in args and text.strip() == "null":
+        return None
+    base = next((a for a in args if a is not type(None)), hint) if type(None) in args else hint
+    origin = typing.get_origin(base)
+    if origin is tuple and not text.lstrip().startswith("["):
+        return [item.strip() for item in text.split(",")] if text.strip() else []
+    if origin in (tuple, Mapping, dict):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{where}: not JSON (a list as a,b,c or [..], a mapping as {{..}})") from None
+    return text
