@@ -354,11 +354,12 @@ def evaluate_command(obj: CliContext, truth: Path, start: str, end: str | None, 
 @click.pass_obj
 def demo_command(obj: CliContext, queries: int, nodes: int, seed: int, out: Path) -> None:
     """Everything end to end on the embedded Elasticsearch: simulate, backfill, evaluate, list anomalies."""
+    spec = simulate.SimulationSpec(metrics=5, queries=queries, nodes=nodes, hours=600, seed=seed)
+    simulate.validate_spec(spec)  # before a node is started for it
     status, _ = embedded.start_cluster(
         data_dir=embedded.default_data_dir(DEFAULT_VERSION), dist_dir=embedded.default_home() / "dist"
     )
     settings = demo.demo_settings(status.url, obj.config)
-    spec = simulate.SimulationSpec(metrics=5, queries=queries, nodes=nodes, hours=600, seed=seed)
     result = demo.run_demo(settings, spec, out, progress_bar)
     click.echo(evaluate.format_evaluation(result.scores))
     click.echo(listing.format_table(result.events), nl=False)

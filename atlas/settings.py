@@ -41,14 +41,20 @@ class Bounds:
         return (self.low < value if self.above else self.low <= value) and bool(value <= self.high)
 
     def describe(self) -> str:
-        low, high = (duration_text(v) if isinstance(v, timedelta) else f"{v:g}" for v in (self.low, self.high))
+        low, high = (_bound_text(v) for v in (self.low, self.high))
         return f"> {low} and <= {high}" if self.above else f"between {low} and {high}"
+
+
+def _bound_text(value: float | timedelta) -> str:
+    if isinstance(value, timedelta):
+        return duration_text(value)
+    return str(int(value)) if value == int(value) else f"{value:g}"
 
 
 def duration_text(value: timedelta) -> str:
     """A duration as a message shows it: long ones in days (3650d, not 87600h)."""
     whole_days = value >= timedelta(days=7) and value % timedelta(days=1) == timedelta(0)
-    return f"{value.days}d" if whole_days else format_duration(value)
+    return f"{value.days}d" if whole_days else format_duration(value) if value else "0s"
 
 
 DURATION = Bounds(timedelta(0), LONGEST)  # every duration setting unless it says otherwise
@@ -305,7 +311,7 @@ def _build_section(name: str, cls: type[Any], raw: Any, overrides: dict[str, Any
         env = spec.metadata.get("env")
         if spec.metadata.get("secret") and key in raw:
             raise ConfigError(f"{dotted}: secrets are read only from the environment ({env}), not from the file")
-        bounds = spec.metadata.get("bounds")
+        bounds = declared_bounds(spec, hints[key])
         if key in raw:
             values[key] = _coerce(raw[key], hints[key], dotted, bounds)
         if env and environ.get(env):
@@ -573,6 +579,12 @@ def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
     for name in sorted(environ):
         if name.startswith("ATLAS_") and not name.startswith("ATLAS_TEST_") and name not in known:
             log.warning("%s is not a variable atlas reads (%s)", name, closest(name, known))
+
+
+def declared_bounds(spec: dataclasses.Field[Any], hint: Any) -> Bounds | None:
+    """The bounds a setting's value (or each of its items) keeps: declared, or DURATION for any duration."""
+    bounds: Bounds | None = spec.metadata.get("bounds")
+    return bounds or (DURATION if timedelta in (hint, *typing.get_args(hint)) else None)
 
 
 def setting_keys() -> list[str]:

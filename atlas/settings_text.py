@@ -14,7 +14,7 @@ import yaml
 
 from atlas.clock import format_duration
 from atlas.errors import ConfigError
-from atlas.settings import MASK, Settings, closest, mask_userinfo, sections
+from atlas.settings import MASK, Settings, closest, declared_bounds, mask_userinfo, sections
 
 
 def plain_value(value: Any) -> Any:
@@ -56,7 +56,9 @@ def render_config_file() -> str:
         lines += ["", f"{name}:"]
         for f in dataclasses.fields(section):
             env = f.metadata.get("env")
-            help_text = f.metadata["help"] + (f" (environment: {env})" if env else "")
+            bounds = declared_bounds(f, typing.get_type_hints(type(section))[f.name])
+            help_text = f.metadata["help"] + (f"; {bounds.describe()}" if bounds else "")
+            help_text += f" (environment: {env})" if env else ""
             lines.append(f"  # {help_text}")
             if f.metadata.get("secret"):
                 lines.append(f"  # {f.name}: set {env} instead")

@@ -8,14 +8,15 @@ import re
 import typing
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from atlas.addresses import check_address, check_host, check_webhook
 from atlas.cli_support import split_assignments
 from atlas.errors import ConfigError
-from atlas.settings import Bounds, load_settings, sections
-from atlas.settings_text import parse_assignments
+from atlas.settings import Bounds, declared_bounds, load_settings, sections
+from atlas.settings_text import parse_assignments, render_config_file
 
 
 def numeric_fields(kind: type) -> list[str]:
@@ -254,3 +255,17 @@ def test_an_unknown_atlas_variable_is_warned_about_with_the_closest(
     assert [r.getMessage() for r in caplog.records] == [
         "ATLAS_ES_URLS is not a variable atlas reads (did you mean ATLAS_ES_URL?)"
     ]
+
+
+def test_readme_and_init_state_every_bound() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    init = render_config_file()
+    missing = []
+    for name, cls in sections():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            bounds = declared_bounds(f, hints[f.name])
+            row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}.{f.name}` |")), "")
+            if bounds is not None and (f"; {bounds.describe()} |" not in row or bounds.describe() not in init):
+                missing.append(f"{name}.{f.name}")
+    assert missing == []
