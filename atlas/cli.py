@@ -91,7 +91,9 @@ class AtlasGroup(click.Group):
     help="override a setting after file and environment, e.g. -s threshold.sigmas 4 (or KEY=VALUE); repeatable",
 )
 @click.option("-v", "--verbose", is_flag=True, help="show the cause chain of errors and debug logging")
-@click.version_option(__version__, "--version", prog_name="atlas", message="%(prog)s %(version)s")
+@click.version_option(
+    __version__, "--version", prog_name="atlas", message="%(prog)s %(version)s", help="show the version and exit"
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
