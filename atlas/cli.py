@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from atlas import (
+    __version__,
     demo,
     embedded,
     es_client,
@@ -35,6 +36,7 @@ from atlas.cli_support import (
     parse_at,
     parse_duration_arg,
     progress_bar,
+    split_assignments,
     write_target,
 )
 from atlas.clock import floor_instant
@@ -75,6 +77,9 @@ class AtlasGroup(click.Group):
             _mask_message(exc)
             raise
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, split_assignments(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -103,9 +108,27 @@ def _mask_message(exc: click.ClickException) -> None:
     help="configuration file [default: ./atlas.yml if present]",
 )
 @click.option("--es-url", envvar="ATLAS_ES_URL", help="Elasticsearch URL(s), comma-separated (overrides es.urls)")
+@click.option(
+    "-s",
+    "--set",
+    "assignments",
+    nargs=2,
+    multiple=True,
+    metavar="KEY VALUE",
+    help="override a setting after file and environment, e.g. -s threshold.sigmas 4 (or KEY=VALUE); repeatable",
+)
 @click.option("-v", "--verbose", is_flag=True, help="show the cause chain of errors and debug logging")
+@click.version_option(
+    __version__, "--version", prog_name="atlas", message="%(prog)s %(version)s", help="show the version and exit"
+)
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bool) -> None:
+def cli(
+    ctx: click.Context,
+    config: Path | None,
+    es_url: str | None,
+    assignments: tuple[tuple[str, str], ...],
+    verbose: bool,
+) -> None:
     """atlas: Elasticsearch watches thousands of metric series for disruptions."""
     masking.forget()  # secrets are remembered as this command line's settings load
     root = logging.getLogger()
@@ -114,7 +137,7 @@ def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bo
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("elastic_transport", "elasticsearch"):  # their retries are our one error line
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
-    ctx.obj = CliContext(config=config, es_url=es_url, verbose=verbose)
+    ctx.obj = CliContext(config=config, es_url=es_url, verbose=verbose, assignments=assignments)
 
 
 # ---- configuration ----------------------------------------------------------------------------------------
@@ -381,11 +404,12 @@ def evaluate_command(obj: CliContext, truth: Path, start: str, end: str | None, 
 def demo_command(obj: CliContext, queries: int, nodes: int, seed: int, out: Path, version: str) -> None:
     """Everything end to end on the embedded Elasticsearch (or OpenSearch): simulate, backfill, evaluate, list
     anomalies."""
+    spec = simulate.SimulationSpec(metrics=5, queries=queries, nodes=nodes, hours=600, seed=seed)
+    simulate.validate_spec(spec)  # before a node is started for it
     status, _ = embedded.start_cluster(
         data_dir=embedded.default_data_dir(version), dist_dir=embedded.default_home() / "dist", version=version
     )
     settings = demo.demo_settings(status.url, obj.config)
-    spec = simulate.SimulationSpec(metrics=5, queries=queries, nodes=nodes, hours=600, seed=seed)
     result = demo.run_demo(settings, spec, out, progress_bar)
     click.echo(evaluate.format_evaluation(result.scores))
     click.echo(listing.format_table(result.events), nl=False)

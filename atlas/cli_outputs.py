@@ -96,7 +96,9 @@ def kibana_export(obj: CliContext, out: Path) -> None:
 @click.pass_obj
 def kibana_import(obj: CliContext, path: Path, kibana_url: str | None) -> None:
     """POST the NDJSON to Kibana's saved-objects import (overwriting atlas's own objects)."""
-    settings = obj.settings({"kibana.url": kibana_url})  # checked, and its credentials masked, as kibana.url is
+    settings = obj.settings(
+        {"kibana.url": kibana_url} if kibana_url else {}
+    )  # checked, and its credentials masked, as kibana.url is
     echo_json(kibana_objects.import_saved_objects(path.read_text(), settings.kibana.url, settings.kibana.space))
 
 

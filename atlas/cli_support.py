@@ -18,6 +18,7 @@ from atlas.clock import now_utc, parse_duration, parse_instant
 from atlas.errors import ConfigError
 from atlas.ingest import load
 from atlas.settings import Settings, load_settings
+from atlas.settings_text import parse_assignments
 
 DEFAULT_CONFIG = Path("atlas.yml")
 
@@ -27,11 +28,14 @@ class CliContext:
     config: Path | None
     es_url: str | None
     verbose: bool
+    assignments: tuple[tuple[str, str], ...] = ()  # -s/--set KEY VALUE, in command-line order
 
     def settings(self, overrides: Mapping[str, Any] | None = None) -> Settings:
-        """The settings of the file, the environment, --es-url (comma-separated) and a command's own `overrides`."""
+        """The file, then the environment, then --es-url, then a command's own `overrides`, then each --set (the last
+        one of a key wins)."""
         path = self.config if self.config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-        return load_settings(path, {**({"es.urls": self.es_url} if self.es_url else {}), **(overrides or {})})
+        given = {"es.urls": self.es_url.split(",")} if self.es_url else {}
+        return load_settings(path, given | dict(overrides or {}) | parse_assignments(self.assignments))
 
 
 def echo_json(data: Any) -> None:
@@ -90,11 +94,29 @@ def parse_duration_arg(value: str | None, option: str) -> timedelta | None:
     return duration
 
 
+def split_assignments(args: list[str]) -> list[str]:
+    """`--set KEY=VALUE`, `-s KEY=VALUE` and `--set=KEY=VALUE` as `--set KEY VALUE`, the form click parses. A KEY
+    never holds `=`, so only the word right after -s/--set is split; a VALUE given separately stays whole."""
+    out: list[str] = []
+    after_option = False
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        if arg.startswith("--set=") and "=" in arg.removeprefix("--set="):
+            out += ["--set", *arg.removeprefix("--set=").split("=", 1)]
+        elif after_option and "=" in arg:
+            out += arg.split("=", 1)
+        else:
+            out.append(arg)
+        after_option = arg in ("-s", "--set")
+    return out
+
+
 def parse_at(value: str | None, option: str = "--at") -> datetime:
-    """An ISO-8601 option value as tz-aware UTC, or now when not given."""
+    """An ISO-8601 option value as tz-aware UTC (within clock.EARLIEST to LATEST), or now when not given."""
     if value is None:
         return now_utc()
     try:
         return parse_instant(value)
     except ValueError as exc:
-        raise ConfigError(f"{option}: {value!r} is not an ISO-8601 instant") from exc
+        raise ConfigError(f"{option}: {exc}") from exc

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas.clock import parse_instant
+from atlas.clock import OutOfRange, instant_from_epoch, parse_instant
 from atlas.errors import DataError
 from atlas.records import SEVERITIES, Anomaly, GroupedEvent, TruthInterval
 
@@ -195,10 +195,9 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 def _instant(text: str, where: str) -> datetime:
     text = text.strip()
     try:
-        return parse_instant(text) if not text.lstrip("-").replace(".", "", 1).isdigit() else _epoch(float(text))
+        is_epoch = text.isascii() and text.lstrip("-").replace(".", "", 1).isdigit()
+        return instant_from_epoch(float(text)) if is_epoch else parse_instant(text)
     except ValueError as exc:
+        if isinstance(exc, OutOfRange):
+            raise DataError(f"{where}: {exc}") from exc
         raise DataError(f"{where}: {text!r} is not an ISO-8601 instant or epoch seconds") from exc
-
-
-def _epoch(seconds: float) -> datetime:
-    return parse_instant("1970-01-01T00:00:00Z") + timedelta(seconds=seconds)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from atlas import es_client, evaluate, grouping, indices, results, scan, state
-from atlas.clock import floor_instant, format_instant, now_utc, parse_instant
+from atlas.clock import aligned_instants, floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
 from atlas.outputs import notify, report
@@ -77,7 +77,7 @@ def pending_windows(settings: Settings, last_done: datetime | None, now: datetim
     latest = floor_instant(now - settings.source.ingest_delay, step)
     if last_done is None:
         return [latest]
-    return _aligned_range(last_done + step, latest, step)
+    return window_ends(last_done + step, latest, step, "window ends to catch up (use atlas backfill)")
 
 
 def run_once(
@@ -152,7 +152,7 @@ def backfill(
     """Recompute every window ending in [start, end] (UTC, aligned to step), holding the job's lease."""
     step = settings.surprise.step
     first = floor_instant(start, step) + (step if floor_instant(start, step) < start else timedelta(0))
-    ends = _aligned_range(first, floor_instant(end, step), step)
+    ends = window_ends(first, floor_instant(end, step), step, "window ends to backfill")
     if not ends:
         raise ConfigError(f"no window ends between {format_instant(start)} and {format_instant(end)}")
     es_client.require_script_modules(client)
@@ -312,9 +312,13 @@ def event_start(event_id: str) -> datetime:
     return parse_instant(event_id.rsplit("|", 1)[1])
 
 
-def _aligned_range(first: datetime, last: datetime, step: timedelta) -> list[datetime]:
-    count = (last - first) // step + 1 if last >= first else 0
-    return [first + k * step for k in range(count)]
+def window_ends(first: datetime, last: datetime, step: timedelta, what: str) -> list[datetime]:
+    """The window ends first, first + step, ... up to last (UTC); ConfigError, before any is built, when they are more
+    than clock.MAX_WINDOWS (`what` names them)."""
+    try:
+        return aligned_instants(first, last, step, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def report_data(
@@ -328,6 +332,7 @@ def report_data(
     """The stored percentile series of window ends in [start, end] (UTC), scored by the threshold stage, with the
     stored anomalies and their events, ready for the report."""
     step = settings.surprise.step
+    window_ends(floor_instant(start, step), end, step, "window ends to report")  # the charts hold one point each
     stored = results.read_surprise(client, settings, start, end)
     metrics = sorted({r.metric for r in stored})
     charts = tuple(

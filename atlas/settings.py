@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import difflib
+import logging
 import math
 import os
 import re
 import types
 import typing
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -18,22 +20,70 @@ from typing import Any, Literal
 
 import yaml
 
-from atlas.clock import parse_duration
+from atlas.addresses import check_address, check_host, check_webhook
+from atlas.clock import LONGEST, format_duration, parse_duration
 from atlas.errors import ConfigError
 from atlas.masking import mask, remember, remember_urls
 
+log = logging.getLogger(__name__)
 
-def setting(default: Any, help: str, *, env: str | None = None, secret: bool = False, urls: bool = False) -> Any:
-    """Declare one setting: its default, help text and, optionally, the environment variable that overrides it.
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a number or a duration (or each item of a list of them) must lie in: `low` to `high` inclusive,
+    `low` itself excluded when `above`."""
+
+    low: float | timedelta
+    high: float | timedelta
+    above: bool = False
+
+    def holds(self, value: Any) -> bool:
+        return (self.low < value if self.above else self.low <= value) and bool(value <= self.high)
+
+    def describe(self) -> str:
+        low, high = (_bound_text(v) for v in (self.low, self.high))
+        return f"> {low} and <= {high}" if self.above else f"between {low} and {high}"
+
+
+def _bound_text(value: float | timedelta) -> str:
+    if isinstance(value, timedelta):
+        return duration_text(value)
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def duration_text(value: timedelta) -> str:
+    """A duration as a message shows it: long ones in days (3650d, not 87600h)."""
+    whole_days = value >= timedelta(days=7) and value % timedelta(days=1) == timedelta(0)
+    return f"{value.days}d" if whole_days else format_duration(value) if value else "0s"
+
+
+DURATION = Bounds(timedelta(0), LONGEST)  # every duration setting unless it says otherwise
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    env: str | None = None,
+    secret: bool = False,
+    urls: bool = False,
+    bounds: Bounds | None = None,
+) -> Any:
+    """Declare one setting: its default, help text, the range of a number or duration (its items' for a list) and,
+    optionally, the environment variable that overrides it.
 
     A secret is read only from its environment variable, never from the file, and is masked when shown. A setting
     of `urls` holds URL(s) whose credentials are masked wherever they are shown (`atlas.masking`).
     """
-    meta = {"help": help, "env": env, "secret": secret, "urls": urls}
+    meta = {"help": help, "env": env, "secret": secret, "urls": urls, "bounds": bounds}
     if isinstance(default, (list, dict)):
         frozen = tuple(default) if isinstance(default, list) else types.MappingProxyType(default)
         return field(default_factory=lambda: frozen, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+_AT_LEAST_1S = Bounds(timedelta(seconds=1), LONGEST)
+_SIGMAS = Bounds(0, 1000, above=True)
 
 
 @dataclass(frozen=True)
@@ -50,8 +100,10 @@ class EsSettings:
     api_key: str | None = setting(None, "API key (base64 id:key)", env="ATLAS_ES_API_KEY", secret=True)
     ca_certs: str | None = setting(None, "path of a CA certificate bundle (PEM)", env="ATLAS_ES_CA_CERTS")
     verify_certs: bool = setting(True, "verify the server's TLS certificate")
-    request_timeout: timedelta = setting(timedelta(seconds=60), "timeout of one request")
-    max_retries: int = setting(3, "retries of a request on connection errors and timeouts")
+    request_timeout: timedelta = setting(
+        timedelta(seconds=60), "timeout of one request", bounds=Bounds(timedelta(seconds=1), timedelta(hours=1))
+    )
+    max_retries: int = setting(3, "retries of a request on connection errors and timeouts", bounds=Bounds(0, 100))
 
 
 @dataclass(frozen=True)
@@ -71,25 +123,37 @@ class SourceSettings:
 
 @dataclass(frozen=True)
 class SurpriseSettings:
-    interval: timedelta = setting(timedelta(hours=1), "bucket size of each series (date_histogram fixed_interval)")
-    baseline_window: int = setting(24, "buckets in the trailing baseline (current bucket excluded)")
+    interval: timedelta = setting(
+        timedelta(hours=1), "bucket size of each series (date_histogram fixed_interval)", bounds=_AT_LEAST_1S
+    )
+    baseline_window: int = setting(
+        24, "buckets in the trailing baseline (current bucket excluded)", bounds=Bounds(1, 1000)
+    )
     baseline: Literal["median", "mean"] = setting(
         "median", "baseline of each bucket: median (a disruption shorter than half the window leaves no trace) or mean"
     )
     season: timedelta | None = setting(None, "seasonal baseline (not implemented yet: must stay null)")
-    window: timedelta = setting(timedelta(hours=24), "length of the window whose surprise is scored")
-    step: timedelta = setting(timedelta(hours=1), "how far consecutive windows slide; window ends align to it")
+    window: timedelta = setting(
+        timedelta(hours=24), "length of the window whose surprise is scored", bounds=_AT_LEAST_1S
+    )
+    step: timedelta = setting(
+        timedelta(hours=1), "how far consecutive windows slide; window ends align to it", bounds=_AT_LEAST_1S
+    )
     mode: Literal["max", "last"] = setting("last", "window surprise: its last bucket, or max over the window")
     normalization: Literal["relative", "none", "zscore", "gaussian"] = setting(
         "relative",
         "relative divides surprise by abs(baseline); zscore by the baseline std; gaussian: -ln p(x), DADS's density;"
         " none keeps the units",
     )
-    percentiles: tuple[float, ...] = setting([90.0, 99.0], "percentiles of window surprise across a metric's series")
-    min_tail_series: int = setting(
-        5, "report percentile p only when n * (1 - p/100) >= this of the n series (the lowest always); 0 = always"
+    percentiles: tuple[float, ...] = setting(
+        [90.0, 99.0], "percentiles of window surprise across a metric's series", bounds=Bounds(0, 100, above=True)
     )
-    top_series: int = setting(5, "most surprising series named with each result")
+    min_tail_series: int = setting(
+        5,
+        "report percentile p only when n * (1 - p/100) >= this of the n series (the lowest always); 0 = always",
+        bounds=Bounds(0, 1_000_000),
+    )
+    top_series: int = setting(5, "most surprising series named with each result", bounds=Bounds(1, 1000))
     combine_by: str | None = setting(
         None,
         "gaussian only: a keyword field (e.g. node) whose values also get DADS's combined score, the sum over the"
@@ -105,12 +169,14 @@ class SurpriseSettings:
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    window: int = setting(24, "previous points in the moving mean and standard deviation")
+    window: int = setting(24, "previous points in the moving mean and standard deviation", bounds=Bounds(2, 1000))
     lookback: int = setting(
-        72, "previous points searched for `window` unflagged ones (flagged points are left out); = window: plain"
+        72,
+        "previous points searched for `window` unflagged ones (flagged points are left out); = window: plain",
+        bounds=Bounds(2, 10_000),
     )
-    sigmas: float = setting(6.0, "a point is anomalous above mean + sigmas * std")
-    levels: tuple[float, ...] = setting([6.0, 8.0, 10.0], "sigmas for severity low, medium, high")
+    sigmas: float = setting(6.0, "a point is anomalous above mean + sigmas * std", bounds=_SIGMAS)
+    levels: tuple[float, ...] = setting([6.0, 8.0, 10.0], "sigmas for severity low, medium, high", bounds=_SIGMAS)
     min_duration: timedelta = setting(timedelta(hours=1), "shortest anomaly event reported")
 
 
@@ -121,9 +187,15 @@ class GroupingSettings:
     field: str | None = setting(
         None, "series field whose values group events (e.g. node); null: group all metrics at overlapping hours"
     )
-    min_share: float = setting(0.5, "share of an event's influence a field value needs for the event to join it")
-    score_levels: tuple[float, ...] = setting([50.0, 75.0], "peak scores that each raise criticality one step")
-    metric_levels: tuple[int, ...] = setting([2, 3], "metric counts that each raise criticality one step")
+    min_share: float = setting(
+        0.5, "share of an event's influence a field value needs for the event to join it", bounds=Bounds(0, 1, True)
+    )
+    score_levels: tuple[float, ...] = setting(
+        [50.0, 75.0], "peak scores that each raise criticality one step", bounds=Bounds(0, 100, above=True)
+    )
+    metric_levels: tuple[int, ...] = setting(
+        [2, 3], "metric counts that each raise criticality one step", bounds=Bounds(1, 1_000_000)
+    )
     min_durations: tuple[timedelta, ...] = setting(
         [timedelta(hours=1)] * 3, "shortest grouped event reported, for criticality low, medium, high"
     )
@@ -133,8 +205,8 @@ class GroupingSettings:
 class ResultsSettings:
     job: str = setting("default", "job id; results of different jobs share the indices")
     prefix: str = setting("atlas", "prefix of the result indices (<prefix>-surprise, -anomalies, -state)")
-    shards: int = setting(1, "primary shards of each result index")
-    replicas: int = setting(0, "replicas of each result index")
+    shards: int = setting(1, "primary shards of each result index", bounds=Bounds(1, 1024))
+    replicas: int = setting(0, "replicas of each result index", bounds=Bounds(0, 100))
 
 
 @dataclass(frozen=True)
@@ -143,7 +215,7 @@ class AlertSettings:
     email_to: tuple[str, ...] = setting([], "recipients of alert email")
     email_from: str = setting("atlas@localhost", "sender of alert email")
     smtp_host: str | None = setting(None, "SMTP server for alert email")
-    smtp_port: int = setting(587, "SMTP port")
+    smtp_port: int = setting(587, "SMTP port", bounds=Bounds(1, 65535))
     smtp_tls: bool = setting(True, "use STARTTLS")
     smtp_username: str | None = setting(None, "SMTP user")
     smtp_password: str | None = setting(None, "SMTP password", env="ATLAS_SMTP_PASSWORD", secret=True)
@@ -185,10 +257,11 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
     known = dict(sections())
     for key in overrides or {}:
         if key not in setting_keys():
-            raise ConfigError(f"unknown setting {key!r} (settings are named section.key, e.g. results.prefix)")
+            raise ConfigError(f"unknown setting {key!r} ({closest(str(key), setting_keys())})")
     for name in raw:
         if name not in known:
-            raise ConfigError(f"unknown section {name!r} (known: {', '.join(known)})")
+            raise ConfigError(f"unknown section {name!r} ({closest(str(name), list(known))})")
+    _warn_unknown_variables(os.environ)
     _remember_secrets(raw, overrides or {}, os.environ)
     built = {
         name: _build_section(name, cls, raw.get(name), dict(overrides or {}), os.environ) for name, cls in known.items()
@@ -260,19 +333,21 @@ def _build_section(name: str, cls: type[Any], raw: Any, overrides: dict[str, Any
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:
-            raise ConfigError(f"unknown key {name}.{key} (known: {', '.join(fields)})")
+            dotted_keys = [f"{name}.{k}" for k in fields]
+            raise ConfigError(f"unknown key {name}.{key} ({closest(f'{name}.{key}', dotted_keys, setting_keys())})")
     values: dict[str, Any] = {}
     for key, spec in fields.items():
         dotted = f"{name}.{key}"
         env = spec.metadata.get("env")
         if spec.metadata.get("secret") and key in raw:
             raise ConfigError(f"{dotted}: secrets are read only from the environment ({env}), not from the file")
+        bounds = declared_bounds(spec, hints[key])
         if key in raw:
-            values[key] = _coerce(raw[key], hints[key], dotted)
+            values[key] = _coerce(raw[key], hints[key], dotted, bounds)
         if env and environ.get(env):
-            values[key] = _coerce(_listed(environ[env], hints[key]), hints[key], env)
-        if dotted in overrides and overrides[dotted] is not None:
-            values[key] = _coerce(_listed(overrides[dotted], hints[key]), hints[key], dotted)
+            values[key] = _coerce(_listed(environ[env], hints[key]), hints[key], env, bounds)
+        if dotted in overrides:
+            values[key] = _coerce(_listed(overrides[dotted], hints[key]), hints[key], dotted, bounds)
     return cls(**values)
 
 
@@ -281,13 +356,14 @@ def _listed(value: Any, hint: Any) -> Any:
     return value.split(",") if hint == tuple[str, ...] and isinstance(value, str) else value
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check `value` against the declared type `hint`; return it in that type or raise ConfigError."""
+def _coerce(value: Any, hint: Any, where: str, bounds: Bounds | None = None) -> Any:
+    """Check `value` against the declared type `hint` (and a number's or duration's `bounds`); return it in that
+    type or raise ConfigError."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         if value is None:
             return None
-        return _coerce(value, next(a for a in args if a is not type(None)), where)
+        return _coerce(value, next(a for a in args if a is not type(None)), where, bounds)
     if value is None:
         raise ConfigError(f"{where}: must not be empty")
     if origin is Literal:
@@ -298,7 +374,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         items = value if isinstance(value, list) else None
         if items is None:
             raise ConfigError(f"{where}: must be a list, got {value!r}")
-        return tuple(_coerce(item, args[0], f"{where}[{i}]") for i, item in enumerate(items))
+        return tuple(_coerce(item, args[0], f"{where}[{i}]", bounds) for i, item in enumerate(items))
     if origin in (Mapping, dict):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: must be a mapping, got {value!r}")
@@ -308,37 +384,20 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                     raise ConfigError(f"{where}.{k}: must map a name to a field name, got {v!r}")
         return types.MappingProxyType(dict(value))
     if hint is timedelta:
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
+        if not isinstance(value, timedelta):
+            try:
+                value = parse_duration(str(value))
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
+        return _within(value, bounds or DURATION, where)
     if hint is bool:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: must be true or false, got {value!r}")
         return value
-    if hint is int:
-        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):  # ASCII digits only: '²' is a digit
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: must be a whole number, got {value!r}")
-        if abs(value) > 10**12:
-            raise ConfigError(f"{where}: {value} is out of range")
-        return value
-    if hint is float:
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
-        return float(value)
+    if hint in (int, float):
+        return _number(value, hint, where, bounds)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string, got {value!r}")
@@ -346,6 +405,39 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: must not hold control characters (newline, tab, NUL, escape...)")
         return value
     raise TypeError(f"unsupported setting type {hint!r} at {where}")
+
+
+# Numbers as text (the environment, --set, a quoted YAML value): ASCII only, so neither 'inf', 'nan', '0x10' nor
+# Unicode digits ('²', '١٢', which Python's int() and float() read) pass.
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,4})?")
+
+
+def _number(value: Any, hint: type[int] | type[float], where: str, bounds: Bounds | None) -> int | float:
+    """The one check of every numeric setting, however it is spelled (YAML number, quoted text, environment,
+    --set): a number of the declared kind (never a boolean), finite, within its declared `bounds`."""
+    kind = "a whole number" if hint is int else "a finite number"
+    if isinstance(value, str):
+        text = value.strip()
+        if not (_INT_TEXT if hint is int else _FLOAT_TEXT).fullmatch(text):
+            raise ConfigError(f"{where}: must be {kind}, got {value!r}")
+        value = int(text) if hint is int else float(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and not isinstance(value, int)):
+        raise ConfigError(f"{where}: must be {kind}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # .inf, .nan, 1e309
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    if bounds is None:
+        raise TypeError(f"the numeric setting {where} declares no bounds")
+    _within(value, bounds, where)  # before float(): an int of 400 digits does not fit a float
+    return float(value) if hint is float else value
+
+
+def _within(value: Any, bounds: Bounds, where: str) -> Any:
+    if not bounds.holds(value):
+        shown = duration_text(value) if isinstance(value, timedelta) else f"{value!r}"
+        shown = shown if len(shown) <= 40 else shown[:20] + "..." + shown[-5:]
+        raise ConfigError(f"{where}: must be {bounds.describe()}, got {shown}")
+    return value
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -370,24 +462,15 @@ def _validate(s: Settings) -> None:
         )
     if s.es.cloud_id:
         _check_cloud_id(s.es.cloud_id)
-    _require(0 <= s.es.max_retries <= 100, "es.max_retries: must be between 0 and 100")
-    _require(
-        timedelta(seconds=1) <= s.es.request_timeout <= timedelta(hours=1),
-        "es.request_timeout: must be between 1s and 1h",
-    )
     _require(bool(s.source.index.strip()), "source.index: must name an index or index pattern")
     _require(bool(s.source.series_fields), "source.series_fields: name at least one series field")
-    _require(s.source.ingest_delay >= timedelta(0), "source.ingest_delay: must not be negative")
     sp = s.surprise
-    for key in ("interval", "window", "step"):
-        _require(getattr(sp, key) >= timedelta(seconds=1), f"surprise.{key}: must be at least 1s")
     _require(sp.window % sp.interval == timedelta(0), "surprise.window: must be a multiple of surprise.interval")
     _require(sp.step % sp.interval == timedelta(0), "surprise.step: must be a multiple of surprise.interval")
     # Accepting it and computing without it would be worse than refusing: say so at load.
     _require(
         sp.season is None, "surprise.season: the seasonal baseline (serial_diff) is not implemented yet; remove it"
     )
-    _require(1 <= sp.baseline_window <= 1000, "surprise.baseline_window: must be between 1 and 1000")
     buckets = sp.window // sp.interval + sp.baseline_window
     _require(
         buckets <= MAX_BUCKETS_PER_SERIES,
@@ -395,20 +478,15 @@ def _validate(s: Settings) -> None:
         f" {MAX_BUCKETS_PER_SERIES} (a longer surprise.interval, or a shorter window)",
     )
     _require(bool(sp.percentiles), "surprise.percentiles: give at least one percentile")
-    for i, p in enumerate(sp.percentiles):
-        _require(0 < p <= 100, f"surprise.percentiles[{i}]: {p} is not in (0, 100]")
-    _require(1 <= sp.top_series <= 1000, "surprise.top_series: must be between 1 and 1000")
-    _require(0 <= sp.min_tail_series <= 1_000_000, "surprise.min_tail_series: must be between 0 and 1000000")
     _require(
         sp.combine_by is None or (bool(sp.combine_by.strip()) and sp.normalization == "gaussian"),
         "surprise.combine_by: name a keyword field, with surprise.normalization: gaussian (a sum of -ln p(x))",
     )
     th = s.threshold
-    _require(2 <= th.window <= 1000, "threshold.window: must be between 2 and 1000")
-    _require(th.window <= th.lookback <= 10_000, "threshold.lookback: must be between threshold.window and 10000")
-    _require(th.sigmas > 0, "threshold.sigmas: must be > 0")
+    _require(th.window <= th.lookback, "threshold.lookback: must be at least threshold.window")
     _require(len(th.levels) == 3 and list(th.levels) == sorted(th.levels), "threshold.levels: give 3 ascending sigmas")
     _require(th.min_duration >= sp.step, "threshold.min_duration: must be at least surprise.step")
+    _validate_reach(s)
     _validate_grouping(s)
     _require(
         bool(_JOB.fullmatch(s.results.job)),
@@ -418,12 +496,35 @@ def _validate(s: Settings) -> None:
         bool(_JOB.fullmatch(s.results.prefix)),
         "results.prefix: 1 to 100 of a-z, 0-9, _ . - (it names indices), starting with a letter or digit",
     )
-    _require(
-        1 <= s.results.shards <= 1024 and 0 <= s.results.replicas <= 100,
-        "results.shards/replicas: shards 1 to 1024, replicas 0 to 100",
-    )
-    _require(1 <= s.alerts.smtp_port <= 65535, "alerts.smtp_port: must be a port number (1 to 65535)")
+    _validate_alerts(s.alerts)
     _check_url(s.kibana.url, "kibana.url")
+
+
+def _validate_reach(s: Settings) -> None:
+    """What one computation reads back from an instant stays within clock.LONGEST (with instants in [1970, 2100),
+    no arithmetic leaves 1900-2200): one window's query with its baseline's warm-up, and the threshold's history."""
+    sp, th = s.surprise, s.threshold
+    spans = {
+        "surprise.window + surprise.baseline_window x surprise.interval (what one window's query reads)": sp.window
+        + sp.baseline_window * sp.interval,
+        "(threshold.lookback + threshold.min_duration / surprise.step) x surprise.step (the threshold's history)": (
+            th.lookback + math.ceil(th.min_duration / sp.step)
+        )
+        * sp.step,
+    }
+    for what, span in spans.items():
+        _require(span <= LONGEST, f"{what}: {duration_text(span)}, longer than {LONGEST.days}d")
+
+
+def _validate_alerts(alerts: AlertSettings) -> None:
+    """The alert channels, checked with the rest of the configuration rather than when a message is sent."""
+    if alerts.slack_webhook is not None:
+        check_webhook(alerts.slack_webhook, "alerts.slack_webhook (ATLAS_SLACK_WEBHOOK_URL)")
+    if alerts.smtp_host is not None:
+        check_host(alerts.smtp_host, "alerts.smtp_host")
+    check_address(alerts.email_from, "alerts.email_from")
+    for i, address in enumerate(alerts.email_to):
+        check_address(address, f"alerts.email_to[{i}]")
 
 
 def _validate_grouping(s: Settings) -> None:
@@ -432,19 +533,15 @@ def _validate_grouping(s: Settings) -> None:
         g.field is None or g.field in s.source.series_fields,
         f"grouping.field: {g.field!r} is not one of source.series_fields ({', '.join(s.source.series_fields)})",
     )
-    _require(0 < g.min_share <= 1, "grouping.min_share: must be in (0, 1]")
     _require(
-        len(g.score_levels) == 2 and 0 < g.score_levels[0] <= g.score_levels[1] <= 100,
+        len(g.score_levels) == 2 and g.score_levels[0] <= g.score_levels[1],
         "grouping.score_levels: give 2 ascending scores between 0 and 100",
     )
     _require(
-        len(g.metric_levels) == 2 and 1 <= g.metric_levels[0] <= g.metric_levels[1],
+        len(g.metric_levels) == 2 and g.metric_levels[0] <= g.metric_levels[1],
         "grouping.metric_levels: give 2 ascending metric counts, at least 1",
     )
-    _require(
-        len(g.min_durations) == 3 and all(d >= timedelta(0) for d in g.min_durations),
-        "grouping.min_durations: give 3 durations (low, medium, high), none negative",
-    )
+    _require(len(g.min_durations) == 3, "grouping.min_durations: give 3 durations (low, medium, high)")
 
 
 def _check_url(url: str, where: str) -> None:
@@ -483,6 +580,49 @@ def _check_cloud_id(cloud_id: str) -> None:
         bool(name and sep and len(parts) >= 2 and all(parts[:2])),
         "es.cloud_id: not an Elastic Cloud id (<name>:<base64 text>, as the deployment's page shows it)",
     )
+
+
+def closest(name: str, known: Sequence[str], wider: Sequence[str] = ()) -> str:
+    """`did you mean ...?` with the known names closest to `name` (difflib, whole or by the key after the section),
+    looked for in `known` then `wider`; else the list of `known` names."""
+    for names in (known, wider):
+        # A shared section (`threshold.`) makes every key of it look alike: keys are compared after the section.
+        ratios = {n: (_likeness(name.rpartition(".")[2], n.rpartition(".")[2]), _likeness(name, n)) for n in names}
+        best = max((r[0] for r in ratios.values()), default=0.0)
+        ranked = sorted(ratios, key=lambda n: ratios[n], reverse=True)
+        matches = [n for n in ranked if ratios[n][0] >= max(0.6, best - 0.05)][:3]
+        if matches:
+            return "did you mean " + " or ".join(matches) + "?"
+    return f"known: {', '.join(known)}" if len(known) <= 20 else "atlas config show lists every setting"
+
+
+def _likeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
+
+
+# ATLAS_* variables atlas reads besides the settings' own (settings declare theirs with `env=`).
+OTHER_VARIABLES = ("ATLAS_CONFIG", "ATLAS_HOME")
+
+
+def environment_variables() -> list[str]:
+    """Every ATLAS_* environment variable atlas reads."""
+    declared = [f.metadata["env"] for _, cls in sections() for f in dataclasses.fields(cls) if f.metadata.get("env")]
+    return [*declared, *OTHER_VARIABLES]
+
+
+def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A warning, not an error, for an ATLAS_* variable atlas does not read: the environment is shared with other
+    programs, but a misspelt ATLAS_ES_URLS should not pass unseen. ATLAS_TEST_* belong to atlas's tests."""
+    known = environment_variables()
+    for name in sorted(environ):
+        if name.startswith("ATLAS_") and not name.startswith("ATLAS_TEST_") and name not in known:
+            log.warning("%s is not a variable atlas reads (%s)", name, closest(name, known))
+
+
+def declared_bounds(spec: dataclasses.Field[Any], hint: Any) -> Bounds | None:
+    """The bounds a setting's value (or each of its items) keeps: declared, or DURATION for any duration."""
+    bounds: Bounds | None = spec.metadata.get("bounds")
+    return bounds or (DURATION if timedelta in (hint, *typing.get_args(hint)) else None)
 
 
 def setting_keys() -> list[str]:

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from atlas.clock import format_instant
+from atlas.clock import check_instant, format_instant
 from atlas.errors import DataError, OutputError
 from atlas.records import TruthInterval
 
@@ -22,7 +22,12 @@ Kind = Literal["node", "query", "metric"]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-MAX_HOURS = 100_000
+# Counts are bounded so that the per-tuple parameters (4 floats per metric, query and node) stay within 64 MB and
+# every simulated hour within clock's instants: the blog's scale (5 x 500 x 30 x 600) is far inside.
+MAX_COUNTS = {"metrics": 1_000, "queries": 100_000, "nodes": 1_000, "hours": 100_000}
+MAX_HOURS = MAX_COUNTS["hours"]
+MAX_TUPLES = 2_000_000  # metrics x queries x nodes
+MAX_SEED = 2**32 - 1
 REGULAR_MEAN, REGULAR_STD = (20.0, 40.0), (1.0, 10.0)
 DISRUPTED_MEAN, DISRUPTED_STD = (60.0, 200.0), (20.0, 100.0)
 TRUTH_COLUMNS = ("start", "end", "metric")
@@ -90,20 +95,29 @@ def node_name(i: int) -> str:
 
 def validate_spec(spec: SimulationSpec) -> None:
     """Raise DataError naming the first invalid field of `spec`."""
-    for field in ("metrics", "queries", "nodes", "hours"):
+    for field, most in MAX_COUNTS.items():
         value = getattr(spec, field)
         if value < 1:
             raise DataError(f"--{field} must be >= 1, got {value}")
-    if spec.hours > MAX_HOURS:
-        raise DataError(f"--hours must be <= {MAX_HOURS}, got {spec.hours}")
-    if spec.seed < 0:
-        raise DataError(f"--seed must be >= 0, got {spec.seed}")
+        if value > most:
+            raise DataError(f"--{field} must be <= {most}, got {value}")
+    tuples = spec.metrics * spec.queries * spec.nodes
+    if tuples > MAX_TUPLES:
+        raise DataError(f"--metrics x --queries x --nodes must be <= {MAX_TUPLES:,}, got {tuples:,}")
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise DataError(f"--seed must be between 0 and {MAX_SEED}, got {spec.seed}")
     if spec.distribution not in ("normal", "lognormal"):
         raise DataError(f"--distribution must be normal or lognormal, got {spec.distribution!r}")
     if spec.scenario not in SCENARIOS:
         raise DataError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {spec.scenario!r}")
     if spec.start.tzinfo is None or spec.start.utcoffset() is None:
         raise DataError(f"--start must be timezone-aware, got {spec.start.isoformat()}")
+    try:
+        check_instant(spec.start.astimezone(UTC), f"--start {format_instant(spec.start)}")
+        last = spec.start.astimezone(UTC) + timedelta(hours=spec.hours - 1)
+        check_instant(last, f"--start plus --hours: the last hour, {format_instant(last)},")
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def resolve_disruptions(spec: SimulationSpec) -> tuple[Disruption, ...]:
@@ -130,6 +144,7 @@ def resolve_disruptions(spec: SimulationSpec) -> tuple[Disruption, ...]:
 
 def count_documents(spec: SimulationSpec) -> int:
     """How many documents `simulate_documents` yields: one per metric, query, node and hour each query lives."""
+    validate_spec(spec)
     alive = _Shapes.draw(spec).alive
     return spec.metrics * spec.nodes * sum(int(alive(h).sum()) for h in range(spec.hours))
 

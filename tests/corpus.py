@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 PASSWORD = "corpus-canary-pw-2c1"
 API_KEY = base64.b64encode(b"id:corpus-canary-key-8e4").decode()
-HOOK = "https://hooks.example.com/services/corpus-canary-hook"
-CANARIES = (PASSWORD, API_KEY, "corpus-canary-key-8e4", HOOK)
+HOOK_TOKEN = "corpus-canary-hook"
+HOOK = f"https://hooks.example.com/services/{HOOK_TOKEN}"
+CANARIES = (PASSWORD, API_KEY, "corpus-canary-key-8e4", HOOK, HOOK_TOKEN)
 HEADER = "timestamp,metric,series,value"
 
 
@@ -337,5 +338,154 @@ def secret_inputs() -> Iterator[BadInput]:
                 yield BadInput("secret", name, args, {"atlas.yml": text.encode()}, {"ATLAS_ES_URL": ""})
 
 
+# Instants at and past the ends of what atlas computes with ([1970-01-01, 2100-01-01)) and of the calendar.
+EXTREME_INSTANTS = (
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "1969-12-31T23:59:59Z",
+    "2100-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:00:00-05:00",
+)
+# Every command option taking an instant, with what else the command needs to get as far as reading it.
+TIME_OPTIONS: tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...] = (
+    (("query",), "--at", ("--metric", "cpu")),
+    (("run",), "--at", ()),
+    (("run",), "--at", ("--dry-run",)),
+    (("backfill",), "--from", ("--to", "2024-01-02T00:00:00Z")),
+    (("backfill",), "--to", ("--from", "2024-01-01T00:00:00Z")),
+    (("anomalies",), "--from", ()),
+    (("anomalies",), "--to", ()),
+    (("report",), "--from", ()),
+    (("report",), "--to", ()),
+    (("evaluate",), "--from", ("--truth", "truth.csv")),
+    (("evaluate",), "--to", ("--truth", "truth.csv")),
+    (("watch", "execute"), "--at", ()),
+    (("simulate",), "--start", ()),
+)
+TRUTH = b"start,end,metric\n2024-01-01T00:00:00Z,2024-01-01T02:00:00Z,cpu\n"
+# Spellings of a number that is not finite, or not a number, for every float setting.
+NOT_FINITE = (".inf", "-.inf", ".nan", "inf", "'inf'", "'-Infinity'", "nan", "'NaN'", "1e309", "'-1e309'", "true", "[]")
+
+
+def _setting_keys(kind: type) -> list[tuple[str, str, bool]]:
+    """(section, key, is a list) of every setting of `kind`, alone or in a list."""
+    import dataclasses
+    import typing
+
+    from atlas.settings import sections
+
+    found = []
+    for name, cls in sections():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            if hint in (kind, kind | None) or hint == tuple[kind, ...]:  # type: ignore[operator]
+                found.append((name, f.name, hint == tuple[kind, ...]))
+    return found
+
+
+def _config(name: str, section: str, body: str, *command: str) -> BadInput:
+    text = f"{section}:\n{body}"
+    args = ("--config", "atlas.yml", *(command or ("config", "show")))
+    return BadInput("bound", name, args, {"atlas.yml": text.encode()}, {"ATLAS_ES_URL": ""})
+
+
+def bound_inputs() -> Iterator[BadInput]:
+    """Values past their bounds, generated for every option and setting of their kind: instants for every command
+    taking one, durations for every duration setting, non-finite numbers for every float setting, extreme integers for
+    every integer setting, ranges and counts past their limits, alert channels that could not be sent to, --set."""
+    from datetime import timedelta
+
+    for command, option, rest in TIME_OPTIONS:
+        for instant in EXTREME_INSTANTS:
+            files = {"truth.csv": TRUTH} if "--truth" in rest else {}
+            yield BadInput(
+                "bound", f"{' '.join(command)} {option} {instant}", (*command, option, instant, *rest), files
+            )
+    yield BadInput("bound", "backfill 1970-2099", ("backfill", "--from", "1970-01-01", "--to", "2099-12-31"))
+    yield BadInput("bound", "report 1970-2099", ("report", "--from", "1970-01-01", "--to", "2099-12-31"))
+    yield BadInput("bound", "truth before 1970", ("evaluate", "--truth", "t.csv"), {"t.csv": b"start,end\n0,-5\n"})
+    huge_epoch = b"start,end\n1e300,1e301\n"
+    yield BadInput("bound", "truth at 1e300 seconds", ("evaluate", "--truth", "t.csv"), {"t.csv": huge_epoch})
+    for option in ("--metrics", "--queries", "--nodes", "--hours"):
+        for count in ("0", "-1", "-99999999999", "1000001", "99999999999999999999"):
+            yield BadInput("bound", f"simulate {option} {count}", ("simulate", option, count))
+    for seed in ("-1", "4294967296"):
+        yield BadInput("bound", f"simulate --seed {seed}", ("simulate", "--seed", seed))
+    yield BadInput("bound", "simulate tuples", ("simulate", "--metrics", "1000", "--queries", "1000", "--nodes", "10"))
+    late = ("simulate", "--start", "2099-12-31T00:00:00Z", "--hours", "48")
+    yield BadInput("bound", "simulate hours past 2100", late)
+    yield BadInput("bound", "demo --queries 0", ("demo", "--queries", "0"))
+    for section, key, is_list in _setting_keys(timedelta):
+        for value in ("3651d", "522w", "87601h", "999999999999ms", "9999999999999999999999d", "-1h", "1.5h", ".inf"):
+            shown = f"[{value}, {value}, {value}]" if is_list else value
+            yield _config(f"{section}.{key}: {value}", section, f"  {key}: {shown}\n")
+    for section, key, is_list in _setting_keys(float):
+        for value in NOT_FINITE:
+            shown = f"[{value}, {value}, {value}]" if is_list else value
+            yield _config(f"{section}.{key}: {value}", section, f"  {key}: {shown}\n")
+    for section, key, is_list in _setting_keys(int):
+        for value in ("-99999999999999999999", "10" * 200, "1.5", "true", "'1e3'", "'\u00b2'", ".inf"):
+            shown = f"[{value}, {value}]" if is_list else value
+            yield _config(f"{section}.{key}: {value[:12]}", section, f"  {key}: {shown}\n")
+    ten_years = "  interval: 3650d\n  window: 3650d\n  step: 3650d\nthreshold:\n  min_duration: 3650d\n"
+    yield _config("3650-day durations, then query", "surprise", ten_years, "query", "--metric", "cpu")
+    long_history = "  step: 1d\nthreshold:\n  lookback: 10000\n  min_duration: 1d\n"
+    yield _config("a threshold history of 27 years, then run", "surprise", long_history, "run")
+    alerts = {
+        "smtp host with scheme": "  smtp_host: smtp://mail.example.com\n",
+        "smtp host with port": "  smtp_host: mail.example.com:25\n",
+        "smtp host with space": "  smtp_host: 'mail example.com'\n",
+        "smtp host empty": "  smtp_host: ''\n",
+        "smtp port text": "  smtp_port: smtp\n",
+        "smtp port negative": "  smtp_port: -25\n",
+        "email_to not an address": "  email_to: [sre]\n",
+        "email_to with a display name": "  email_to: ['SRE <sre@example.com>']\n",
+        "email_to two in one": "  email_to: ['a@example.com, b@example.com']\n",
+        "email_from without host": "  email_from: 'atlas@'\n",
+        "email_from with newline": '  email_from: "atlas@example.com\\nBcc: x@example.com"\n',
+    }
+    for name, body in alerts.items():
+        yield _config(name, "alerts", body)
+    for i, hook in enumerate(
+        [
+            f"http://hooks.example.com/services/{HOOK_TOKEN}",
+            f"hooks.example.com/services/{HOOK_TOKEN}",
+            f"file:///tmp/{HOOK_TOKEN}",
+            f"https:///services/{HOOK_TOKEN}",
+            f"https://hooks.example.com:99999/{HOOK_TOKEN}",
+            f"https://[hooks.example.com/{HOOK_TOKEN}",
+            f"https://hooks example.com/{HOOK_TOKEN}",
+        ]
+    ):
+        yield BadInput(
+            "bound", f"ATLAS_SLACK_WEBHOOK_URL {i}", ("config", "show"), env={"ATLAS_SLACK_WEBHOOK_URL": hook}
+        )
+    sets = [
+        ("-s", "threshold.sigmass", "4"),
+        ("-s", "sigmas", "4"),
+        ("-s", "threshold.sigmas", "inf"),
+        ("--set", "threshold.levels=nan,1,2"),
+        ("--set=surprise.percentiles=[90, 1e999]",),
+        ("-s", "surprise.window", "3651d"),
+        ("-s", "es.password", PASSWORD),
+        ("-s", "alerts.slack_webhook", HOOK),
+        ("-s", "source.filter", "{not json"),
+        ("-s", "source.filter", "[" * 50_000),
+        ("-s", "threshold.window", "true"),
+    ]
+    for args in sets:
+        yield BadInput("bound", " ".join(args)[:60], (*args, "config", "show"))
+
+
 def all_inputs() -> list[BadInput]:
-    return [*csv_inputs(), *collectd_inputs(), *config_inputs(), *env_inputs(), *option_inputs(), *secret_inputs()]
+    return [
+        *csv_inputs(),
+        *collectd_inputs(),
+        *config_inputs(),
+        *env_inputs(),
+        *option_inputs(),
+        *bound_inputs(),
+        *secret_inputs(),
+    ]

@@ -34,7 +34,7 @@ CASES = {
     ),
     "huge baseline window": Case("surprise:\n  baseline_window: 10000000000\n", said="surprise.baseline_window"),
     "huge threshold window": Case("threshold:\n  window: 1000000\n", said="threshold.window: must be between 2"),
-    "interval of 1ms": Case("surprise:\n  interval: 1ms\n  window: 24h\n", said="surprise.interval: must be at least"),
+    "interval of 1ms": Case("surprise:\n  interval: 1ms\n  window: 24h\n", said="interval: must be between 1s and"),
     "not UTF-8": Case(b"source:\n  index: caf\xe9\n", said="atlas.yml:2: not UTF-8 text"),
     "duplicate key": Case(
         "threshold:\n  window: 6\n  window: 8\n", said="atlas.yml:3: the key 'window' is given twice"

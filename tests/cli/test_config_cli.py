@@ -31,7 +31,7 @@ BAD_CONFIGS = [
     BadConfig("missing-index", "source:\n  index:\n", "source.index: must not be empty"),
     BadConfig("secret-in-file", "es:\n  api_key: abc123\n", "es.api_key: secrets are read only from the environment"),
     BadConfig("bad-choice", "surprise:\n  mode: median\n", "surprise.mode: must be one of max, last"),
-    BadConfig("percentile-range", "surprise:\n  percentiles: [90, 150]\n", "surprise.percentiles[1]: 150.0 is not in"),
+    BadConfig("percentile-range", "surprise:\n  percentiles: [90, 150]\n", "[1]: must be > 0 and <= 100, got 150"),
     BadConfig("window-not-multiple", "surprise:\n  window: 90m\n", "surprise.window: must be a multiple"),
     BadConfig("bad-url", "es:\n  urls: [localhost:9200]\n", "es.urls[0]: 'localhost:9200' must start with http"),
     BadConfig("not-yaml", "source: [unclosed\n", "not valid YAML"),

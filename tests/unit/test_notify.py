@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from atlas.errors import ConfigError
 from atlas.grouping import group_events
 from atlas.outputs.notify import build_notifications, point_phrase, select_unsent, send_notifications
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise
@@ -178,22 +179,26 @@ def closed_port() -> int:
     return port
 
 
-@pytest.mark.parametrize(
-    ("webhook", "reason"),
-    [
-        (f"http://127.0.0.1:{closed_port()}{WEBHOOK_PATH}", "Slack webhook failed: ConnectionRefusedError"),
-        (f"file:///tmp{WEBHOOK_PATH}", "Slack webhook is not an http(s) URL"),
-        (f"http://[127.0.0.1{WEBHOOK_PATH}", "Slack webhook failed: ValueError"),
-    ],
-    ids=["refused", "not-http", "malformed"],
-)
-def test_slack_failures_name_the_webhook_not_its_url(
-    monkeypatch: pytest.MonkeyPatch, webhook: str, reason: str
-) -> None:
-    monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", webhook)
+def test_a_slack_failure_names_the_webhook_not_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{closed_port()}{WEBHOOK_PATH}")
     deliveries = send_notifications(build_notifications(grouped(), "default"), alerts())
     group = "metrics|2024-01-07T02:00:00Z"
+    reason = "Slack webhook failed: ConnectionRefusedError"
     assert [(d.channel, d.group, d.sent, d.reason) for d in deliveries] == [("slack", group, False, reason)]
+
+
+@pytest.mark.parametrize(
+    "webhook",
+    [f"file:///tmp{WEBHOOK_PATH}", f"http://[127.0.0.1{WEBHOOK_PATH}", f"http://hooks.example.com{WEBHOOK_PATH}"],
+    ids=["not-http", "malformed", "plain-http-to-another-host"],
+)
+def test_a_webhook_that_could_not_be_sent_to_is_refused_at_load(monkeypatch: pytest.MonkeyPatch, webhook: str) -> None:
+    monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", webhook)
+    with pytest.raises(
+        ConfigError, match=r"^alerts.slack_webhook \(ATLAS_SLACK_WEBHOOK_URL\): must be an https://"
+    ) as info:
+        alerts()
+    assert "secret-token" not in str(info.value)
 
 
 def test_unconfigured_channels_are_skipped() -> None:

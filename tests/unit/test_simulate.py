@@ -317,8 +317,27 @@ BAD_SPECS = [
     BadSpec("nodes", SimulationSpec(nodes=0), "--nodes must be >= 1, got 0"),
     BadSpec("hours-zero", SimulationSpec(hours=0), "--hours must be >= 1, got 0"),
     BadSpec("hours-too-many", SimulationSpec(hours=100_001), "--hours must be <= 100000, got 100001"),
-    BadSpec("seed", SimulationSpec(seed=-1), "--seed must be >= 0, got -1"),
+    BadSpec("seed", SimulationSpec(seed=-1), "--seed must be between 0 and 4294967295, got -1"),
+    BadSpec("seed-huge", SimulationSpec(seed=2**32), "--seed must be between 0 and 4294967295, got 4294967296"),
     BadSpec("start-naive", SimulationSpec(start=datetime(2024, 1, 1)), "--start must be timezone-aware"),
+    BadSpec("metrics-too-many", SimulationSpec(metrics=1001), "--metrics must be <= 1000, got 1001"),
+    BadSpec("queries-too-many", SimulationSpec(queries=100_001), "--queries must be <= 100000, got 100001"),
+    BadSpec("nodes-too-many", SimulationSpec(nodes=1001), "--nodes must be <= 1000, got 1001"),
+    BadSpec(
+        "tuples-too-many",
+        SimulationSpec(metrics=100, queries=1000, nodes=100),
+        "--metrics x --queries x --nodes must be <= 2,000,000, got 10,000,000",
+    ),
+    BadSpec(
+        "start-before-1970",
+        SimulationSpec(start=datetime(1969, 12, 31, 23, tzinfo=UTC)),
+        r"--start 1969-12-31T23:00:00Z is outside the instants atlas computes with, 1970-01-01 \(inclusive\)",
+    ),
+    BadSpec(
+        "last-hour-after-2100",
+        SimulationSpec(hours=600, start=datetime(2099, 12, 10, tzinfo=UTC)),
+        r"--start plus --hours: the last hour, 2100-01-03T23:00:00Z, is outside the instants atlas computes with",
+    ),
 ]
 
 
