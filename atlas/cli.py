@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from atlas import demo, embedded, es_client, evaluate, grouping, indices, listing, pipeline, results, simulate
+from atlas import demo, embedded, es_client, evaluate, files, grouping, indices, listing, pipeline, results, simulate
 from atlas.cli_es import es
 from atlas.cli_outputs import kibana, report_command, timelion_command, watch
 from atlas.cli_support import DEFAULT_CONFIG, CliContext, echo_json, output_path, parse_at, progress_bar, write_target
@@ -76,9 +76,9 @@ def cli(ctx: click.Context, config: Path | None, es_url: str | None, verbose: bo
 @click.option("--force", is_flag=True, help="overwrite an existing file")
 def init(out: Path, force: bool) -> None:
     """Write a commented atlas.yml with every setting at its default."""
-    if out.exists() and not force:
+    if files.is_replaceable(out) and not force:
         raise ConfigError(f"{out} exists; use --force to overwrite it")
-    output_path(out, "--out").write_text(render_config_file(), encoding="utf-8")
+    files.write_output(output_path(out, "--out"), render_config_file(), "--out")
     click.echo(str(out))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, NamedTuple, TypeVar
 
+from atlas import files
 from atlas.errors import DataError
 
 COLUMNS = ("timestamp", "metric", "series", "value")
@@ -206,11 +207,8 @@ def _refuse_change(checked: FileCheck, identity: tuple[int, int, int, int] | Non
 
 
 def open_input(path: Path) -> BinaryIO:
-    """The file opened for reading bytes; DataError naming it when it cannot be read."""
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise DataError(f"{display_path(path)}: cannot read: {exc.strerror or exc}") from exc
+    """The file opened for reading bytes (files.open_input: the one reader of user files)."""
+    return files.open_input(path)
 
 
 def _stat_identity(st: os.stat_result) -> tuple[int, int, int, int] | None:
@@ -227,8 +225,7 @@ def _path_identity(path: Path) -> tuple[int, int, int, int] | None:
 
 def display_path(path: Path) -> str:
     """The path as the user typed it, escaped when it holds characters a terminal would act on."""
-    text = str(path)
-    return text if text.isprintable() else repr(text)
+    return files.shown(path)
 
 
 _BLOCK_BYTES = 1 << 20  # read at a time: with lines of at most MAX_LINE_BYTES, memory stays bounded
