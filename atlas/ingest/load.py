@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from atlas import es_client, indices, queries
-from atlas.errors import ConfigError
+from atlas.errors import ConfigError, DataError
 from atlas.es_client import EsClient
 from atlas.ingest.csv_file import MetricSample, format_timestamp
 from atlas.settings import SourceSettings
@@ -167,7 +167,10 @@ def import_samples(
     docs = sample_documents(checked.samples(), source)
     # Of rows repeating a metric, series and timestamp the last one is what the index keeps: each stream sends its
     # requests one at a time in input order, and a document id always goes to the same stream.
-    report = load_documents(client, source, index, docs, progress=progress, threads=IMPORT_STREAMS, by_id=True)
+    try:
+        report = load_documents(client, source, index, docs, progress=progress, threads=IMPORT_STREAMS, by_id=True)
+    except DataError as exc:  # a file changed under the import: its message says what may be indexed; name where
+        raise DataError(f"{exc} (index {index})") from exc
     gained = _count_documents(client, index) - before
     return ImportReport(load=report, rows=report.indexed, gained=gained, skipped=checked.skipped)
 
