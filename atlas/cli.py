@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -331,14 +332,27 @@ for command in (es, watch, timelion_command, kibana, report_command):
     cli.add_command(command)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager's or `kill`'s stop): unwinds like Ctrl-C, so that every `finally` and
+    `except BaseException` that gives a lease back or stops an import runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the cleanup of the first
+    raise Terminated()
+
+
 def main() -> None:
-    """Run the CLI and exit with its code: 0 done, 1 failed while running, 2 bad input, 130 interrupted."""
+    """Run the CLI and exit with its code: 0 done, 1 failed while running, 2 bad input, 130 interrupted (Ctrl-C),
+    143 terminated (SIGTERM)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(standalone_mode=False)  # returns the code of an Exit raised inside, else None
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__ or exc.__context__, Terminated)
+        click.echo("Terminated (SIGTERM)." if terminated else "Aborted.", err=True)
+        sys.exit(143 if terminated else 130)
     sys.exit(code if isinstance(code, int) else 0)
