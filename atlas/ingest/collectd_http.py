@@ -97,8 +97,10 @@ def parse_post(body: bytes) -> tuple[list[MetricSample], int]:
         lists = json.loads(body.decode("utf-8"))
     except RecursionError:
         raise DataError("JSON nested too deeply for a list of value lists") from None
-    except ValueError as exc:  # not UTF-8, not JSON, or an integer of more digits than Python converts
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"not JSON ({_first_words(exc)})") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise DataError("a number of thousands of digits: not a value collectd sends") from None
     if not isinstance(lists, list):
         raise DataError('not a JSON array of value lists (write_http\'s Format "JSON")')
     samples: list[MetricSample] = []
