@@ -123,6 +123,7 @@ def simulate_command(obj: CliContext, /, truth: Path | None, index: str | None, 
     spec = simulate.SimulationSpec(start=parse_at(start, "--start"), **scale)
     target = write_target(settings, index)
     if truth is not None:
+        output_path(truth, "--truth")
         simulate.write_truth_csv(simulate.truth_intervals(spec), truth)
     client = es_client.connect(settings.es)
     with progress_bar(simulate.count_documents(spec), "simulate") as advance:

@@ -17,6 +17,7 @@ from atlas.errors import ConfigError, DataError, OutputError
 PIPE_WAIT_SECONDS = 10.0  # how long a named pipe (FIFO) may go without a writer (reading) or reader (writing)
 MAX_TEXT_BYTES = 64 * 1024 * 1024  # a truth file or saved-objects file larger than this is not one (or /dev/zero)
 _POLL_SECONDS = 0.1
+_BOM = b"\xef\xbb\xbf"
 
 
 def shown(path: Path | str) -> str:
@@ -65,11 +66,12 @@ def read_text(path: Path, what: str = "") -> str:
             raise DataError(f"{where}: cannot read: {_reason(exc)}") from exc
     if len(data) > MAX_TEXT_BYTES:
         raise DataError(f"{where}: larger than {MAX_TEXT_BYTES // (1024 * 1024)} MiB; is it the right file?")
+    text = data.removeprefix(_BOM)  # what some editors write first; not part of the text
     try:
-        return data.decode("utf-8-sig")
+        return text.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{where}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from exc
+        line = text[: exc.start].count(b"\n") + 1
+        raise DataError(f"{where}:{line}: not UTF-8 text (byte 0x{text[exc.start]:02x})") from exc
 
 
 def check_output(path: Path, option: str, *, is_dir: bool = False) -> Path:
