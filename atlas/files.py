@@ -91,10 +91,12 @@ def check_output(path: Path, option: str, *, is_dir: bool = False) -> Path:
         if real.is_dir():
             raise ConfigError(f"{option}: {shown(path)} is a directory; name a file")
         anchor = real.parent
+    # the directory as the user named it, unless a symlink led elsewhere
+    named = anchor if path.is_symlink() else (path if anchor == real else path.parent)
     if not anchor.is_dir():
-        raise ConfigError(f"{option}: the directory {shown(anchor)} does not exist")
+        raise ConfigError(f"{option}: the directory {shown(named)} does not exist")
     if not os.access(anchor, os.W_OK):
-        raise ConfigError(f"{option}: the directory {shown(anchor)} is not writable")
+        raise ConfigError(f"{option}: the directory {shown(named)} is not writable")
     return path
 
 
