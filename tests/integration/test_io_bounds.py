@@ -359,3 +359,36 @@ def test_sigterm_during_a_backfill_gives_the_lease_back_and_exits_143(
     assert "Traceback" not in err
     held = es.get(index=f"{index_name}-state", id="default")["_source"]
     assert not held.get("lease_owner"), held
+
+
+def test_sigterm_during_a_csv_import_stops_it_saying_what_is_indexed_and_a_second_import_finishes(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.csv"
+    rows = 300_000
+    path.write_text(HEADER + "".join(f"{1704067200 + (i // 50) * 60},cpu,h{i % 50},{i}\n" for i in range(rows)))
+    proc = atlas_process("--es-url", es_url, "ingest", "csv", str(path), "--index", index_name)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:  # stop it once documents arrive
+        # 404 before the index exists, 503 while its shard starts
+        if es.count(index=index_name, ignore=[404, 503]).get("count", 0) > 0:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the import ended before it could be stopped; make it longer"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("ingest")]
+    assert lines[-1] == "Terminated (SIGTERM).", err
+    stopped = [line for line in lines if line.startswith("stopped: at least ")]
+    assert len(stopped) == 1 and stopped[0].endswith(
+        f" of {rows} rows are indexed into {index_name}; importing the same files again finishes the import"
+        " (each row rewrites its own document)"
+    ), err
+    assert int(stopped[0].split()[3]) <= count(es, index_name) < rows
+    again = CliRunner().invoke(
+        cli, ["--es-url", es_url, "ingest", "csv", str(path), "--index", index_name], env={"ATLAS_CONFIG": ""}
+    )
+    assert again.exit_code == 0, again.output
+    assert count(es, index_name) == rows
