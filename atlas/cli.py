@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 from datetime import timedelta
@@ -17,6 +18,7 @@ from atlas import (
     embedded,
     es_client,
     evaluate,
+    files,
     grouping,
     indices,
     listing,
@@ -154,10 +156,10 @@ def cli(
 @click.option("--interval", help="bucket size, e.g. 1m or 5m (the data's resolution)  [default: the preset's]")
 def init(out: Path, force: bool, preset: presets.Preset, interval: str | None) -> None:
     """Write a commented atlas.yml with every setting at its default, or at a preset's values."""
-    if out.exists() and not force:
+    if files.is_replaceable(out) and not force:
         raise ConfigError(f"{out} exists; use --force to overwrite it")
     text = render_config_file(presets.preset_overrides(preset, parse_duration_arg(interval, "--interval")))
-    output_path(out, "--out").write_text(text, encoding="utf-8")
+    files.write_output(output_path(out, "--out"), text, "--out")
     click.echo(str(out))
 
 
@@ -201,6 +203,7 @@ def simulate_command(obj: CliContext, /, truth: Path | None, index: str | None, 
     spec = simulate.SimulationSpec(start=parse_at(start, "--start"), **scale)
     target = write_target(settings, index)
     if truth is not None:
+        output_path(truth, "--truth")
         simulate.write_truth_csv(simulate.truth_intervals(spec), truth)
     client = es_client.connect(settings.es)
     with progress_bar(simulate.count_documents(spec), "simulate") as advance:
@@ -422,16 +425,29 @@ for command in (es, watch, timelion_command, kibana, report_command):
     cli.add_command(command)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager's or `kill`'s stop): unwinds like Ctrl-C, so that every `finally` and
+    `except BaseException` that gives a lease back or stops an import runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the cleanup of the first
+    raise Terminated()
+
+
 def main() -> None:
-    """Run the CLI and exit with its code: 0 done, 1 failed while running, 2 bad input, 130 interrupted."""
+    """Run the CLI and exit with its code: 0 done, 1 failed while running, 2 bad input, 130 interrupted (Ctrl-C),
+    143 terminated (SIGTERM)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(standalone_mode=False)  # returns the code of an Exit raised inside, else None
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__ or exc.__context__, Terminated)
+        click.echo("Terminated (SIGTERM)." if terminated else "Aborted.", err=True)
+        sys.exit(143 if terminated else 130)
     except Exception:  # a bug: its traceback shows, as Python would print it, with the secrets in it masked
         click.echo(mask(traceback.format_exc()), err=True, nl=False)
         sys.exit(1)

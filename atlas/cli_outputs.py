@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from atlas import es_client, evaluate, indices, pipeline
+from atlas import es_client, evaluate, files, indices, pipeline
 from atlas.cli_support import CliContext, echo_json, output_path, parse_at
 from atlas.errors import ConfigError
 from atlas.outputs import kibana as kibana_objects
@@ -86,7 +86,8 @@ def kibana_export(obj: CliContext, out: Path) -> None:
     output_path(out, "--out")
     client = es_client.connect(settings.es)
     with_truth = es_client.index_exists(client, indices.result_indices(settings.results).truth)
-    out.write_text(kibana_objects.export_saved_objects(settings, resolve_metrics(client, settings), with_truth))
+    ndjson = kibana_objects.export_saved_objects(settings, resolve_metrics(client, settings), with_truth)
+    files.write_output(out, ndjson, "--out")
     click.echo(str(out))
 
 
@@ -96,10 +97,10 @@ def kibana_export(obj: CliContext, out: Path) -> None:
 @click.pass_obj
 def kibana_import(obj: CliContext, path: Path, kibana_url: str | None) -> None:
     """POST the NDJSON to Kibana's saved-objects import (overwriting atlas's own objects)."""
-    settings = obj.settings(
-        {"kibana.url": kibana_url} if kibana_url else {}
-    )  # checked, and its credentials masked, as kibana.url is
-    echo_json(kibana_objects.import_saved_objects(path.read_text(), settings.kibana.url, settings.kibana.space))
+    settings = obj.settings({"kibana.url": kibana_url} if kibana_url else {})  # checked and masked as kibana.url
+    echo_json(
+        kibana_objects.import_saved_objects(files.read_text(path, "--file"), settings.kibana.url, settings.kibana.space)
+    )
 
 
 @click.command("report")

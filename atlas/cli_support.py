@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -14,6 +13,7 @@ from typing import Any
 
 import click
 
+from atlas import files
 from atlas.clock import now_utc, parse_duration, parse_instant
 from atlas.errors import ConfigError
 from atlas.ingest import load
@@ -60,19 +60,8 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
 
 
 def output_path(path: Path, option: str, *, is_dir: bool = False) -> Path:
-    """Refuse, before any work, an output that cannot be written: its directory must exist (a directory output may
-    be created, if its parent exists)."""
-    parent = path if is_dir and path.exists() else path.parent
-    if is_dir and path.exists() and not path.is_dir():
-        raise ConfigError(f"{option}: {path} exists and is not a directory")
-    if not is_dir and path.is_dir():
-        raise ConfigError(f"{option}: {path} is a directory; name a file")
-    anchor = parent if parent.exists() or not is_dir else parent.parent
-    if not anchor.is_dir():
-        raise ConfigError(f"{option}: the directory {anchor} does not exist")
-    if not os.access(anchor, os.W_OK):
-        raise ConfigError(f"{option}: the directory {anchor} is not writable")
-    return path
+    """Refuse, before any work, an output that cannot be written (files.check_output)."""
+    return files.check_output(path, option, is_dir=is_dir)
 
 
 def write_target(settings: Settings, index: str | None) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas import es_client, evaluate, listing, pipeline, results, simulate
+from atlas import es_client, evaluate, files, listing, pipeline, results, simulate
 from atlas.es_client import EsClient
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
@@ -89,7 +89,7 @@ def _write_outputs(
         log.warning("no report.png: Chromium is not installed (apt-get install chromium)")
     report.write_report(pipeline.report_data(settings, client, first, last, truth), html, png)
     ndjson = out_dir / "kibana.ndjson"
-    ndjson.write_text(kibana.export_saved_objects(settings, metrics, with_truth=True), encoding="utf-8")
+    files.write_output(ndjson, kibana.export_saved_objects(settings, metrics, with_truth=True))
     watches = watch.write_watches(settings, out_dir / "watches")
     return [html, *([png] if png else []), *watches, ndjson]
 

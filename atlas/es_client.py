@@ -3,8 +3,12 @@ transport errors mapped to AtlasError."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import socket
+import threading
 import time
 import warnings
 from collections import deque
@@ -17,6 +21,7 @@ from typing import Any
 
 import elasticsearch
 from elasticsearch import Elasticsearch, helpers
+from elasticsearch.connection import Urllib3HttpConnection
 from elasticsearch.serializer import JSONSerializer
 
 from atlas.errors import ConfigError, EsQueryRejected, EsUnavailable
@@ -151,6 +156,7 @@ def connect(es: EsSettings) -> EsClient:
         "timeout": es.request_timeout.total_seconds(),
         "max_retries": es.max_retries,
         "retry_on_timeout": True,
+        "connection_class": DeadlineConnection,
         "verify_certs": es.verify_certs,
         "ssl_show_warn": False,  # verify_certs: false is the user's choice; a warning per request would drown output
     }
@@ -167,6 +173,102 @@ def connect(es: EsSettings) -> EsClient:
     hosts: dict[str, Any] = {"cloud_id": es.cloud_id} if es.cloud_id else {"hosts": list(es.urls)}
     raw = Elasticsearch(**hosts, **options)
     return EsClient(raw, describe_target(es), es.request_timeout.total_seconds(), es.max_retries + 1)
+
+
+_flights = threading.local()  # the request this thread is sending, for its connection to attach to
+
+
+class _Flight:
+    """One request on the wire: when its deadline passes, the socket it uses is shut, which ends a read however
+    slowly the server dribbles bytes (a socket timeout bounds each read, not the whole answer)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self.expired = self._done = False
+
+    def attach(self, conn: Any) -> None:
+        with self._lock:
+            self._conn = conn
+            if self.expired and not self._done:
+                _shut(conn)
+
+    def expire(self) -> None:
+        with self._lock:
+            if not self._done:
+                self.expired = True
+                if self._conn is not None:
+                    _shut(self._conn)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done, self._conn = True, None
+
+
+def _shut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        # the plain socket's shutdown, also under TLS: SSLSocket's own would unset state its reader is using;
+        # OSError: already closed
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+@functools.cache
+def _tracked(base: type) -> type:
+    """`base` (urllib3's HTTP or HTTPS connection class), attaching itself to the thread's request when used."""
+
+    class Tracked(base):  # type: ignore[misc]
+        def connect(self) -> None:
+            super().connect()
+            flight = getattr(_flights, "flight", None)
+            if flight is not None:
+                flight.attach(self)
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            flight = getattr(_flights, "flight", None)
+            if flight is not None:
+                flight.attach(self)
+            return super().request(*args, **kwargs)
+
+    return Tracked
+
+
+class DeadlineConnection(Urllib3HttpConnection):
+    """The client's connection with es.request_timeout as a deadline for each whole request (connect, send, the
+    complete answer), not only for each socket read; a request past it fails as a timeout (retried per
+    es.max_retries), so an unresponsive or trickling server is waited on for at most (1 + max_retries) x timeout."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool.ConnectionCls = _tracked(self.pool.ConnectionCls)
+
+    def perform_request(
+        self,
+        method: str,
+        url: str,
+        params: Any = None,
+        body: Any = None,
+        timeout: Any = None,
+        ignore: Any = (),
+        headers: Any = None,
+    ) -> Any:
+        seconds = float(timeout or self.timeout or 0)
+        flight = _Flight()
+        _flights.flight = flight
+        timer = threading.Timer(seconds, flight.expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().perform_request(method, url, params, body, timeout, ignore, headers)
+        except elasticsearch.ConnectionError as exc:
+            if flight.expired and not isinstance(exc, elasticsearch.ConnectionTimeout):
+                raise elasticsearch.ConnectionTimeout("TIMEOUT", f"no whole answer in {seconds:g} s", exc) from exc
+            raise
+        finally:
+            flight.finish()
+            timer.cancel()
+            _flights.flight = None
 
 
 def _ca_file(ca_certs: str) -> str:
@@ -384,6 +486,13 @@ def get_mapping(client: EsClient, index: str) -> dict[str, Any]:
     """The mappings of one index."""
     with translated_errors(client, f"mapping of {index}"):
         return dict(client.raw.indices.get_mapping(index=index, params=_typeless(client))[index]["mappings"])
+
+
+def get_mappings(client: EsClient, index: str) -> dict[str, dict[str, Any]]:
+    """The mappings of each index an index name or alias stands for, by concrete index name."""
+    with translated_errors(client, f"mapping of {index}"):
+        answer = client.raw.indices.get_mapping(index=index, params=_typeless(client))
+    return {name: dict(body.get("mappings") or {}) for name, body in answer.items()}
 
 
 def search(client: EsClient, index: str, body: Mapping[str, Any], filter_path: str | None = None) -> dict[str, Any]:

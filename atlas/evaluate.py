@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from atlas import files
 from atlas.clock import OutOfRange, instant_from_epoch, parse_instant
 from atlas.errors import DataError
 from atlas.records import SEVERITIES, Anomaly, GroupedEvent, TruthInterval
@@ -51,11 +53,7 @@ class Scores:
 
 def read_truth(path: Path) -> list[TruthInterval]:
     """Labelled intervals from a `start,end[,metric]` CSV (ISO-8601 or epoch seconds; end exclusive)."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as exc:
-        raise DataError(f"cannot read truth file {path}: {exc.strerror}") from exc
+    rows = list(csv.reader(io.StringIO(files.read_text(path, "truth file"), newline="")))
     if not rows or rows[0][:2] != ["start", "end"] or rows[0][2:] not in ([], ["metric"]):
         raise DataError(f"{path}:1: the header must be start,end or start,end,metric")
     intervals = []

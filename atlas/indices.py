@@ -215,8 +215,56 @@ def require_result_indices(client: EsClient, settings: Settings) -> None:
 
 
 def ensure_source_index(client: EsClient, index: str, source: SourceSettings, extra_keywords: Iterable[str]) -> bool:
-    """Create the source index with an explicit mapping unless it exists; True when created."""
-    if es_client.index_exists(client, index):
-        return False
-    body = {"mappings": source_mapping(source, extra_keywords)}
-    return es_client.create_index(client, index, body)
+    """Create the source index with an explicit mapping unless it exists; True when created. An existing index
+    (or every index an alias names) is checked before any document is written: a field atlas writes that it maps
+    with another type (a value as `long`, which drops decimals; a metric as a number) is a ConfigError naming the
+    index and field, and fields it lacks are added with atlas's types."""
+    wanted = source_mapping(source, extra_keywords)
+    if not es_client.index_exists(client, index):
+        return es_client.create_index(client, index, {"mappings": wanted})
+    missing: dict[str, Any] = {}
+    for concrete, mapping in sorted(es_client.get_mappings(client, index).items()):
+        for name, field in _leaf_fields(wanted["properties"]):
+            found = _mapped_type(mapping, name)
+            if found is None:
+                missing[name] = field
+            elif found not in _ACCEPTED[field["type"]]:
+                expected = " or ".join(_ACCEPTED[field["type"]])
+                raise ConfigError(
+                    f"index {concrete} maps {name} as {found}, not {expected}: atlas would write wrong or truncated"
+                    f" values; import into a new index (--index) or reindex {concrete} with {name} as {field['type']}"
+                )
+    if missing:
+        es_client.put_mapping(client, index, {"properties": missing})
+    return False
+
+
+_ACCEPTED = {  # by the type atlas maps a field with: the types an existing index may have for it instead
+    "date": ("date", "date_nanos"),
+    "double": ("double", "float", "half_float", "scaled_float"),
+    "keyword": ("keyword", "constant_keyword"),
+}
+
+
+def _leaf_fields(properties: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, dict[str, Any]]]:
+    for name, field in properties.items():
+        if "properties" in field:
+            yield from _leaf_fields(field["properties"], f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", field
+
+
+def _mapped_type(mapping: dict[str, Any], name: str) -> str | None:
+    """The type an index maps a dotted field name with (`object` for an object), None when it does not map it."""
+    if "properties" not in mapping and len(mapping) == 1:  # a 6.x mapping under its one type name
+        mapping = next(iter(mapping.values()))
+    node: dict[str, Any] = mapping
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        child = (node.get("properties") or {}).get(part)
+        if child is None:
+            return None
+        if i == len(parts) - 1:
+            return str(child.get("type", "object"))
+        node = child
+    return None

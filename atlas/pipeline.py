@@ -90,8 +90,9 @@ def run_once(
     if dry_run:
         ends = pending_windows(settings, state.read_last_window_end(client, settings), now)
         return _process(settings, client, ends, dry_run=True, lease=None, progress=progress)[0]
-    lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
-    with _lease_given_back_on_failure(client, settings, lease):
+    owner = state.current_owner()
+    with _lease_given_back_on_failure(client, settings, owner):
+        lease = state.acquire_lease(client, settings, now_utc(), owner)
         ends = pending_windows(settings, lease.last_window_end, now)
         outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress)
         lease = latest or lease
@@ -101,12 +102,13 @@ def run_once(
 
 
 @contextmanager
-def _lease_given_back_on_failure(client: EsClient, settings: Settings, lease: state.Lease) -> Iterator[None]:
-    """A run that fails (or is interrupted) gives its lease back; the next run redoes the unrecorded chunk."""
+def _lease_given_back_on_failure(client: EsClient, settings: Settings, owner: str) -> Iterator[None]:
+    """A run that fails or is interrupted (Ctrl-C, SIGTERM), even while taking the lease, gives back the lease
+    `owner` holds, if any; the next run redoes the unrecorded chunk."""
     try:
         yield
     except BaseException:
-        state.release_after_failure(client, settings, lease.owner, now_utc())
+        state.release_after_failure(client, settings, owner, now_utc())
         raise
 
 
@@ -158,11 +160,12 @@ def backfill(
     es_client.require_script_modules(client)
     indices.require_result_indices(client, settings)
     check_source_fields(client, settings)
-    lease = state.acquire_lease(client, settings, now_utc(), state.current_owner())
-    last = lease.last_window_end
-    # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.
-    record = last is None or ends[0] <= last + step
-    with _lease_given_back_on_failure(client, settings, lease):
+    owner = state.current_owner()
+    with _lease_given_back_on_failure(client, settings, owner):
+        lease = state.acquire_lease(client, settings, now_utc(), owner)
+        last = lease.last_window_end
+        # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.
+        record = last is None or ends[0] <= last + step
         outcome, latest = _process(
             settings, client, ends, dry_run=False, lease=lease, progress=progress, record=record, one_scan=True
         )

@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 import yaml
 
+from atlas import files
 from atlas.addresses import check_address, check_host, check_webhook
 from atlas.clock import LONGEST, format_duration, parse_duration
-from atlas.errors import ConfigError
+from atlas.errors import ConfigError, DataError
 from atlas.masking import mask, remember, remember_urls
 
 log = logging.getLogger(__name__)
@@ -302,12 +303,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _read_file(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text") from exc
+        text = files.read_text(path, "configuration")
+    except DataError as exc:  # the file's own problem is a configuration error here
+        raise ConfigError(str(exc)) from exc
     try:
         loader = _UniqueKeyLoader(text)
         loader.name = str(path)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,8 +13,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from atlas import files
 from atlas.clock import check_instant, format_instant
-from atlas.errors import DataError, OutputError
+from atlas.errors import DataError
 from atlas.records import TruthInterval
 
 Kind = Literal["node", "query", "metric"]
@@ -323,19 +323,8 @@ def truth_intervals(spec: SimulationSpec) -> list[TruthInterval]:
 
 def write_truth_csv(intervals: Sequence[TruthInterval], path: Path) -> None:
     """Write `start,end,metric` rows (ISO-8601 UTC with `Z`, empty metric for all) to `path` atomically."""
-    rows = [(format_instant(i.start), format_instant(i.end), i.metric or "") for i in intervals]
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(TRUTH_COLUMNS)
-                writer.writerows(rows)
-            tmp.chmod(0o644)  # mkstemp makes 0600; a truth file is not a secret
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise OutputError(f"cannot write truth file {path}: {exc}") from exc
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(TRUTH_COLUMNS)
+    writer.writerows((format_instant(i.start), format_instant(i.end), i.metric or "") for i in intervals)
+    files.write_output(path, text.getvalue(), "--truth")

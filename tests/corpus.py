@@ -19,7 +19,8 @@ HEADER = "timestamp,metric,series,value"
 
 @dataclass(frozen=True)
 class BadInput:
-    """One bad input: the files to write (name -> bytes), the environment, the command line, the exit code."""
+    """One bad input: the files to write (name -> bytes), other paths to make (name -> `fifo`, `dir` or
+    `symlink:<target>`), the environment, the command line, the exit code, and how long it may take."""
 
     kind: str
     name: str
@@ -27,6 +28,8 @@ class BadInput:
     files: dict[str, bytes] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     exit_code: int = 2
+    special: dict[str, str] = field(default_factory=dict)
+    bound_s: float = 30.0  # seconds; longer is a wait past its bound (a FIFO's wait is PIPE_WAIT_SECONDS)
 
 
 def _csv(name: str, body: str | bytes, *extra: str) -> BadInput:
@@ -479,6 +482,61 @@ def bound_inputs() -> Iterator[BadInput]:
         yield BadInput("bound", " ".join(args)[:60], (*args, "config", "show"))
 
 
+# Bytes no UTF-8 reader may take for text: each reader of user files must name the file and the problem.
+NOT_UTF8 = {
+    "latin-1": "start,end\n2024-01-01T00:00:00Z,2024-01-01T01:00:00Z,caf\xe9\n".encode("latin-1"),
+    "UTF-16": "start,end\n2024-01-01T00:00:00Z,2024-01-01T01:00:00Z\n".encode("utf-16"),
+    "binary": bytes(range(128, 256)) * 8,
+    "cut multibyte": "start,end\n2024-01-01T00:00:00Z,2024-01-01T01:00:00Z,\u00e9".encode()[:-1],
+    "UTF-8 BOM then latin-1": b"\xef\xbb\xbfstart,end\n\xe9\n",
+}
+PIPE_BOUND_S = 30.0  # files.PIPE_WAIT_SECONDS (10) plus a busy machine's start-up
+
+
+def io_inputs() -> Iterator[BadInput]:
+    """Every reader of user files (truth, saved objects, configuration, CSV) given bad bytes, a missing path, a
+    directory, a dangling symlink or a named pipe with no writer; every writer given a full device (/dev/full), a
+    missing directory, a directory or a named pipe with no reader."""
+    readers = {
+        "evaluate --truth": ("evaluate", "--truth", "in.txt"),
+        "report --truth": ("report", "--truth", "in.txt"),
+        "kibana import --file": ("kibana", "import", "--file", "in.txt"),
+        "--config": ("--config", "in.txt", "config", "show"),
+    }
+    for reader, args in readers.items():
+        for content, data in NOT_UTF8.items():
+            yield BadInput("io", f"{reader}: {content}", args, {"in.txt": data})
+        yield BadInput("io", f"{reader}: missing", args)
+        yield BadInput("io", f"{reader}: a directory", args, special={"in.txt": "dir"})
+        yield BadInput("io", f"{reader}: a dangling symlink", args, special={"in.txt": "symlink:nowhere"})
+    yield BadInput("io", "evaluate --truth: a named pipe without a writer", readers["evaluate --truth"],
+                   special={"in.txt": "fifo"}, bound_s=PIPE_BOUND_S)  # fmt: skip
+    yield BadInput("io", "ingest csv: a named pipe without a writer", ("ingest", "csv", "in.csv"),
+                   special={"in.csv": "fifo"}, bound_s=PIPE_BOUND_S)  # fmt: skip
+    yield BadInput("io", "ingest csv: a dangling symlink", ("ingest", "csv", "in.csv"),
+                   special={"in.csv": "symlink:nowhere.csv"})  # fmt: skip
+    yield BadInput("io", "ingest csv: /dev/null (empty)", ("ingest", "csv", "/dev/null"))
+    # A truth file with a byte-order mark is good: evaluate gets past it to Elasticsearch (not listening: exit 1).
+    bom = b"\xef\xbb\xbfstart,end\n2024-01-01T00:00:00Z,2024-01-01T01:00:00Z\n"
+    yield BadInput("io", "evaluate --truth: a byte-order mark is accepted", readers["evaluate --truth"],
+                   {"in.txt": bom}, exit_code=1)  # fmt: skip
+    writers = {
+        "init --out": ("init", "--force", "--out"),
+        "simulate --truth": ("simulate", "--hours", "30", "--queries", "2", "--nodes", "1", "--truth"),
+    }
+    for writer, args in writers.items():
+        yield BadInput("io", f"{writer}: a full device", (*args, "/dev/full"), exit_code=1)
+        yield BadInput("io", f"{writer}: a missing directory", (*args, "nowhere/out.txt"))
+        yield BadInput("io", f"{writer}: a directory", (*args, "out"), special={"out": "dir"})
+        yield BadInput("io", f"{writer}: a symlink into a missing directory", (*args, "out"),
+                       special={"out": "symlink:nowhere/out.txt"})  # fmt: skip
+    yield BadInput("io", "init --out: a named pipe without a reader", ("init", "--force", "--out", "out"),
+                   special={"out": "fifo"}, exit_code=1, bound_s=PIPE_BOUND_S)  # fmt: skip
+    yield BadInput("io", "kibana export --out: a missing directory", ("kibana", "export", "--out", "no/x.ndjson"))
+    yield BadInput("io", "report --out: a directory", ("report", "--out", "out"), special={"out": "dir"})
+    yield BadInput("io", "report --png: a missing directory", ("report", "--png", "no/x.png"))
+
+
 def all_inputs() -> list[BadInput]:
     return [
         *csv_inputs(),
@@ -488,4 +546,5 @@ def all_inputs() -> list[BadInput]:
         *option_inputs(),
         *bound_inputs(),
         *secret_inputs(),
+        *io_inputs(),
     ]

@@ -73,3 +73,44 @@ def smtp_server() -> Iterator[tuple[int, Recorded]]:
         yield port, seen
     finally:
         controller.stop()
+
+
+@contextmanager
+def trickling_server(interval_s: float = 1.0, lifetime_s: float = 120.0) -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every connection with one byte of an endless HTTP response every
+    `interval_s` seconds (so no socket read ever times out); it stops by itself after `lifetime_s`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b" " * 100000
+
+    def trickle(conn: socket.socket) -> None:
+        with conn:
+            for byte in answer:
+                if stop.wait(interval_s):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    timer = threading.Timer(lifetime_s, stop.set)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        timer.cancel()
+        listener.close()

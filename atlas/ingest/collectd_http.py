@@ -11,9 +11,11 @@ time per node, and a second sender is served in turn.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +38,7 @@ from atlas.settings import SourceSettings
 log = logging.getLogger(__name__)
 
 MAX_POST_BYTES = 16 * 1024 * 1024  # write_http's buffer is 4 KiB by default; a post this large is not collectd's
+POST_SECONDS = 10.0  # a sender's whole connection (request line, headers, post); never past --duration's end
 FLUSH_SECONDS = 1.0  # how long received values wait before one bulk request indexes them
 FLUSH_VALUES = 5000  # or this many, whichever comes first
 _POLL_SECONDS = 0.2
@@ -92,8 +95,12 @@ def parse_post(body: bytes) -> tuple[list[MetricSample], int]:
     """(samples, unknown values) of one write_http JSON post; DataError naming the value list and field."""
     try:
         lists = json.loads(body.decode("utf-8"))
+    except RecursionError:
+        raise DataError("JSON nested too deeply for a list of value lists") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"not JSON ({exc})") from None
+        raise DataError(f"not JSON ({_first_words(exc)})") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise DataError("a number of thousands of digits: not a value collectd sends") from None
     if not isinstance(lists, list):
         raise DataError('not a JSON array of value lists (write_http\'s Format "JSON")')
     samples: list[MetricSample] = []
@@ -140,11 +147,25 @@ def _value_list(item: Any) -> tuple[list[MetricSample], int]:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise DataError(f"value {_shown(value)} of {ds!r} is not a number or null")
-        if isfinite(value):  # `nan` never appears in JSON; a huge integer becomes inf: a gap, as in the csv import
-            samples.append(MetricSample(timestamp, name_data_source(prefix, sources, ds), series, float(value)))
+        number = _as_float(value)
+        if isfinite(number):  # `nan` never appears in JSON; a huge integer becomes inf: a gap, as in the csv import
+            samples.append(MetricSample(timestamp, name_data_source(prefix, sources, ds), series, number))
         else:
             unknown += 1
     return samples, unknown
+
+
+def _first_words(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
+def _as_float(value: int | float) -> float:
+    """A JSON number as a float; an integer too large for one is infinite (not finite, so not a value)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf")
 
 
 def _joined(name: str, instance: str) -> str:
@@ -152,10 +173,10 @@ def _joined(name: str, instance: str) -> str:
 
 
 def _timestamp(when: Any) -> datetime:
-    if isinstance(when, bool) or not isinstance(when, int | float) or not isfinite(when):
+    if isinstance(when, bool) or not isinstance(when, int | float) or not isfinite(_as_float(when)):
         raise DataError(f"time {_shown(when)} is not epoch seconds")
     try:
-        timestamp = datetime.fromtimestamp(round(when, 3), UTC)  # collectd sends milliseconds (`%.3f`)
+        timestamp = datetime.fromtimestamp(round(_as_float(when), 3), UTC)  # collectd sends milliseconds (`%.3f`)
     except (OverflowError, OSError, ValueError):
         timestamp = None
     if timestamp is None or not MIN_YEAR <= timestamp.year <= MAX_YEAR:
@@ -164,7 +185,10 @@ def _timestamp(when: Any) -> datetime:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True)
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (ValueError, RecursionError):  # an integer past Python's conversion limit, a deep nesting
+        text = f"a {type(value).__name__} too large to show"
     return text if len(text) <= 60 else f"{text[:60]}... ({len(text)} characters)"
 
 
@@ -174,6 +198,28 @@ class _Receiver:
     def __init__(self) -> None:
         self.pending: list[MetricSample] = []
         self.posts = self.refused = self.indexed = self.unknown = 0
+        self.deadline: float | None = None  # time.monotonic() of --duration's end
+        self._lock = threading.Lock()
+        self._active: socket.socket | None = None  # the connection being served
+        self.cut_short = False  # the active connection was shut at its deadline or by a stop
+
+    def serving(self, connection: socket.socket | None) -> None:
+        with self._lock:
+            self._active, self.cut_short = connection, False
+
+    def cut(self) -> None:
+        """Shut the connection being served, if any: its reads end at once (a sender's slowness bounds nothing)."""
+        with self._lock:
+            if self._active is not None:
+                self.cut_short = True
+                with contextlib.suppress(OSError):  # already closed
+                    self._active.shutdown(socket.SHUT_RDWR)
+
+    def connection_seconds(self) -> float:
+        """How long the next connection may take: POST_SECONDS, and never past --duration's end."""
+        if self.deadline is None:
+            return POST_SECONDS
+        return max(0.0, min(POST_SECONDS, self.deadline - time.monotonic()))
 
     def take(self, handler: BaseHTTPRequestHandler) -> tuple[int, str]:
         """(HTTP status, reason) for one request."""
@@ -186,6 +232,8 @@ class _Receiver:
         if not 0 <= length <= MAX_POST_BYTES:
             return 413, f"a post of {length} bytes is over {MAX_POST_BYTES}"
         body = handler.rfile.read(length)
+        if len(body) < length:
+            return 400, f"the post ended after {len(body)} of its {length} bytes"
         try:
             samples, unknown = parse_post(body)
         except DataError as exc:
@@ -210,9 +258,10 @@ def receive(
     server = _listen(address, receiver)  # first: a port in use creates no index
     shown = f"{address[0]}:{server.server_address[1]}"
     started = flushed = time.monotonic()
-    with server, _stop_signals() as stop:
+    with server, _stop_signals(receiver.cut) as stop:
         indices.ensure_source_index(client, index, source, ())
         deadline = None if duration is None else time.monotonic() + duration.total_seconds()
+        receiver.deadline = deadline
         if ready is not None:
             ready(shown)
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -229,14 +278,20 @@ def receive(
 
 
 @contextmanager
-def _stop_signals() -> Iterator[threading.Event]:
+def _stop_signals(cut: Callable[[], None]) -> Iterator[threading.Event]:
     """An event that Ctrl-C (SIGINT) or SIGTERM (a service manager's stop) sets, in the main thread: the loop stops
-    between requests, never inside a bulk request, so every value received is indexed and counted once."""
+    between requests, never inside a bulk request, so every value received is indexed and counted once; `cut`
+    ends the request being received (a slow sender's post is refused, not waited for)."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stopped(*_: Any) -> None:
+        stop.set()
+        cut()
+
+    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
@@ -252,21 +307,37 @@ def _flush(client: EsClient, source: SourceSettings, index: str, receiver: _Rece
 
 def _listen(address: tuple[str, int], receiver: _Receiver) -> HTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        timeout = 10  # seconds a sender may take to send one post: one slow sender must not stop the others long
+        timeout = POST_SECONDS  # of each read; the timer below bounds the whole connection
+
+        def setup(self) -> None:
+            super().setup()
+            receiver.serving(self.connection)
+            self._timer = threading.Timer(receiver.connection_seconds(), receiver.cut)
+            self._timer.daemon = True
+            self._timer.start()
+
+        def finish(self) -> None:
+            self._timer.cancel()
+            receiver.serving(None)
+            with contextlib.suppress(OSError):  # the sender is gone, or its connection was cut
+                super().finish()
 
         def _answer(self) -> None:
             status, reason = receiver.take(self)
+            if status != 200 and receiver.cut_short:  # cut at POST_SECONDS, --duration's end or a stop
+                status, reason = 408, f"not received whole within {POST_SECONDS:g} s or before the stop ({reason})"
             if status == 200:
                 receiver.posts += 1
             else:
                 receiver.refused += 1
                 log.warning("refused a post from %s: %s", self.client_address[0], reason)
             body = (reason + "\n").encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(OSError):  # the sender is gone, or its connection was cut
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
         do_POST = do_GET = do_PUT = _answer
 

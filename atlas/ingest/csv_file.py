@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 import os
 import re
 import stat
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from math import isfinite
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, NamedTuple, TypeVar
+from typing import BinaryIO, NamedTuple, Protocol, TypeVar
 
+from atlas import files
 from atlas.errors import DataError
 
 COLUMNS = ("timestamp", "metric", "series", "value")
@@ -36,6 +39,7 @@ _EPOCH_SECONDS = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?")
 _EPOCH_CHARS = "+-.0123456789"
 _SHOWN_CHARS = 60  # of a bad value quoted in a message, so an error stays one readable line
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class MetricSample(NamedTuple):
@@ -56,8 +60,10 @@ class FileCheck:
     path: Path
     rows: int  # good rows
     bad: int  # rows skipped (only with skip_bad)
-    identity: tuple[int, int, int, int] | None  # (device, inode, size, mtime ns) of a regular file
+    identity: tuple[int, int] | None  # (device, inode) of a regular file
     spool: BinaryIO | None  # a copy of a pipe's or device's bytes, which cannot be read twice
+    size: int = 0  # bytes checked; the second pass reads this far and no further (a growing file keeps its rows)
+    digests: tuple[int, ...] = ()  # crc32 of each block checked, compared block by block by the second pass
 
 
 class CsvCheck:
@@ -88,9 +94,9 @@ class CsvCheck:
 
     def samples(self) -> Iterator[MetricSample]:
         """The good samples of every file, read again; DataError if a file changed since it was checked."""
-        for checked in self.files:  # before the first sample: a file changed in between fails with nothing written
+        for checked in self.files:  # before the first sample: a file replaced or cut fails with nothing written
             if checked.identity is not None:
-                _refuse_change(checked, _path_identity(checked.path))
+                _refuse_change(checked, *_path_identity(checked.path))
         for checked in self.files:
             yield from _reread(checked, self.skip_bad)
 
@@ -160,10 +166,11 @@ def check_csv_files(paths: Sequence[Path], *, skip_bad: bool = False) -> CsvChec
 
 def _check_file(path: Path, skip_bad: bool, listed: list[str], cleanup: ExitStack) -> FileCheck:
     where = display_path(path)
-    with open_input(path) as handle:
-        identity = _stat_identity(os.fstat(handle.fileno()))
+    with open_input(path) as opened:
+        identity = _stat_identity(os.fstat(opened.fileno()))
         # A pipe or device is copied while checked: the second pass needs the same bytes, and cannot reread them.
         spool = None if identity else cleanup.enter_context(tempfile.TemporaryFile(prefix="atlas-csv-"))  # noqa: SIM115
+        handle = _Recorded(opened)
         rows = bad = 0
         for line, item in _read_rows(handle, where, spool):
             if isinstance(item, MetricSample):
@@ -174,15 +181,68 @@ def _check_file(path: Path, skip_bad: bool, listed: list[str], cleanup: ExitStac
             bad += 1
             if len(listed) < MAX_LISTED_BAD_ROWS:
                 listed.append(f"{where}:{line}: {item}")
-    return FileCheck(path, rows, bad, identity, spool)
+    return FileCheck(path, rows, bad, identity, spool, handle.size, tuple(handle.digests))
+
+
+class _Recorded:
+    """A reader that notes the size and a crc32 of each block read, for the second pass to compare."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.size = 0
+        self.digests: list[int] = []
+
+    def read(self, n: int) -> bytes:
+        block = self._handle.read(n)
+        if block:
+            self.size += len(block)
+            self.digests.append(zlib.crc32(block))
+        return block
+
+
+class _Replayed:
+    """A reader of the bytes checked, and no further: each block must be the block checked (crc32), else DataError
+    before any row of it is read. Rows of earlier blocks are the checked file's, so an import that stops here has
+    written only rows one clean import would write."""
+
+    def __init__(self, handle: BinaryIO, checked: FileCheck) -> None:
+        self._handle, self._checked = handle, checked
+        self._read = self._block = self._lines = 0
+
+    def read(self, n: int) -> bytes:
+        block = self._handle.read(min(n, self._checked.size - self._read))
+        if self._read + len(block) < self._checked.size and len(block) < n:
+            self._changed("it shrank")
+        if block and (
+            self._block >= len(self._checked.digests) or zlib.crc32(block) != self._checked.digests[self._block]
+        ):
+            self._changed("its bytes differ from the checked ones")
+        self._read += len(block)
+        self._block += bool(block)
+        self._lines += block.count(b"\n")
+        return block
+
+    def _changed(self, how: str) -> None:
+        line = self._lines + 1
+        raise DataError(
+            f"{display_path(self._checked.path)}: changed while it was being imported ({how} from line {line} on);"
+            f" rows before line {line} may be indexed, each as it was checked, none after: import the file again"
+            " once it stays unchanged to finish (a row rewrites its own document)"
+        )
 
 
 def _reread(checked: FileCheck, skip_bad: bool) -> Iterator[MetricSample]:
     where = display_path(checked.path)
     rows = bad = 0
-    with open_input(checked.path) if checked.spool is None else _rewound(checked.spool) as handle:
+    with open_input(checked.path) if checked.spool is None else _rewound(checked.spool) as opened:
+        handle: _Reader = opened
         if checked.identity is not None:
-            _refuse_change(checked, _stat_identity(os.fstat(handle.fileno())))
+            _refuse_change(checked, _stat_identity(os.fstat(opened.fileno())), os.fstat(opened.fileno()).st_size)
+            handle = _Replayed(opened, checked)
+            grown = os.fstat(opened.fileno()).st_size - checked.size
+            if grown > 0:
+                log.warning("%s: grew by %d bytes since it was checked; importing the %d bytes checked", where,
+                            grown, checked.size)  # fmt: skip
         for _, item in _read_rows(handle, where, None):
             if isinstance(item, MetricSample):
                 rows += 1
@@ -200,41 +260,43 @@ def _rewound(spool: BinaryIO) -> BinaryIO:
     return spool  # closing it (leaving the `with`) deletes it, once read the second time
 
 
-def _refuse_change(checked: FileCheck, identity: tuple[int, int, int, int] | None) -> None:
-    if identity != checked.identity:
+def _refuse_change(checked: FileCheck, identity: tuple[int, int] | None, size: int | None) -> None:
+    """A file replaced by another or cut below the size checked fails before anything of it is indexed."""
+    if identity != checked.identity or size is None or size < checked.size:
         raise DataError(f"{display_path(checked.path)}: changed after it was checked; import again")
 
 
 def open_input(path: Path) -> BinaryIO:
-    """The file opened for reading bytes; DataError naming it when it cannot be read."""
+    """The file opened for reading bytes (files.open_input: the one reader of user files)."""
+    return files.open_input(path)
+
+
+def _stat_identity(st: os.stat_result) -> tuple[int, int] | None:
+    """Which regular file it is (device, inode); None for pipes and devices."""
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _path_identity(path: Path) -> tuple[tuple[int, int] | None, int | None]:
     try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise DataError(f"{display_path(path)}: cannot read: {exc.strerror or exc}") from exc
-
-
-def _stat_identity(st: os.stat_result) -> tuple[int, int, int, int] | None:
-    """What tells a regular file changed between the two passes; None for pipes and devices."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
-
-
-def _path_identity(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        return _stat_identity(os.stat(path))
+        st = os.stat(path)
     except OSError:  # gone or unreadable: changed, as far as the import is concerned
-        return None
+        return None, None
+    return _stat_identity(st), st.st_size
 
 
 def display_path(path: Path) -> str:
     """The path as the user typed it, escaped when it holds characters a terminal would act on."""
-    text = str(path)
-    return text if text.isprintable() else repr(text)
+    return files.shown(path)
 
 
 _BLOCK_BYTES = 1 << 20  # read at a time: with lines of at most MAX_LINE_BYTES, memory stays bounded
 
 
-def _lines(handle: BinaryIO, where: str, spool: BinaryIO | None) -> Iterator[str]:
+class _Reader(Protocol):
+    def read(self, n: int, /) -> bytes: ...
+
+
+def _lines(handle: _Reader, where: str, spool: BinaryIO | None) -> Iterator[str]:
     """The decoded lines of a binary file, without their `\\n`, read in blocks and numbered from 1 in messages.
 
     Raises DataError naming the line for a line over MAX_LINE_BYTES (the `\\n` included) and bytes that are not
@@ -270,7 +332,7 @@ def _lines(handle: BinaryIO, where: str, spool: BinaryIO | None) -> Iterator[str
             raise DataError(f"{where}:{number + 1}: line longer than {MAX_LINE_BYTES} bytes (is it CSV?)")
 
 
-def _read_rows(handle: BinaryIO, where: str, spool: BinaryIO | None) -> Iterator[tuple[int, MetricSample | str]]:
+def _read_rows(handle: _Reader, where: str, spool: BinaryIO | None) -> Iterator[tuple[int, MetricSample | str]]:
     """(line, sample) for each good row and (line, reason) for each bad one; DataError for a bad file.
 
     A line without quotes or carriage returns (but one at its end) is split at its commas, which is what csv.reader

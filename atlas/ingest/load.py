@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from atlas import es_client, indices, queries
-from atlas.errors import ConfigError
+from atlas.errors import ConfigError, DataError
 from atlas.es_client import EsClient
 from atlas.ingest.csv_file import MetricSample, format_timestamp
 from atlas.settings import SourceSettings
@@ -24,6 +25,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INDEX_FORBIDDEN = '\\/*?"<>| ,#:'
 _MAX_INDEX_BYTES = 255
 IMPORT_STREAMS = 2  # bulk streams of an import side by side
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,24 @@ def import_samples(
     docs = sample_documents(checked.samples(), source)
     # Of rows repeating a metric, series and timestamp the last one is what the index keeps: each stream sends its
     # requests one at a time in input order, and a document id always goes to the same stream.
-    report = load_documents(client, source, index, docs, progress=progress, threads=IMPORT_STREAMS, by_id=True)
+    acknowledged = 0
+
+    def counted(n: int) -> None:
+        nonlocal acknowledged
+        acknowledged += n
+        if progress is not None:
+            progress(n)
+
+    try:
+        report = load_documents(client, source, index, docs, progress=counted, threads=IMPORT_STREAMS, by_id=True)
+    except DataError as exc:  # a file changed under the import: its message says what may be indexed; name where
+        raise DataError(f"{exc} (index {index})") from exc
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the requests in flight finish, nothing more is sent
+        log.warning(
+            "stopped: at least %d of %d rows are indexed into %s; importing the same files again finishes the"
+            " import (each row rewrites its own document)", acknowledged, checked.rows, index,
+        )  # fmt: skip
+        raise
     gained = _count_documents(client, index) - before
     return ImportReport(load=report, rows=report.indexed, gained=gained, skipped=checked.skipped)
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from math import isfinite
 from pathlib import Path
 
+from atlas import files
 from atlas.errors import DataError, ToolMissing
 
 # `display_path`: one escaping rule for the paths in every import message.
@@ -121,11 +122,8 @@ def name_data_source(prefix: str, data_sources: Sequence[str], ds: str) -> str:
 
 def _check_file(path: Path) -> RrdFile:
     metric_prefix, series = name_file(path)
-    try:
-        with path.open("rb"):  # the reader's own words for a missing or unreadable file, as `ingest csv` gives
-            pass
-    except OSError as exc:
-        raise DataError(f"{display_path(path)}: cannot read: {exc.strerror or exc}") from exc
+    with files.open_input(path):  # the reader's own words for a missing or unreadable file, as `ingest csv` gives
+        pass
     step, last_update, data_sources, rras = _read_info(path)
     checked = RrdFile(path, data_sources, _plan_archives(step, last_update, rras), metric_prefix, series, 0)
     count = sum(1 for archive in checked.archives for _ in _archive_samples(checked, archive))

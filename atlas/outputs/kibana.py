@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from atlas.clock import format_duration
+from atlas.deadline import call_within
 from atlas.errors import OutputError
 from atlas.masking import mask
 from atlas.outputs.timelion import build_expression, quote
@@ -71,8 +72,9 @@ def import_saved_objects(ndjson: str, kibana_url: str, space: str) -> dict[str, 
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     where = f"Kibana at {mask(kibana_url)}"
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer: dict[str, Any] = json.loads(response.read() or b"{}")
+        answer: dict[str, Any] = json.loads(call_within(_TIMEOUT_S, lambda: _read(request)) or b"{}")
+    except TimeoutError:
+        raise OutputError(f"{where} gave no whole answer within {_TIMEOUT_S:g} s") from None
     except urllib.error.HTTPError as exc:
         raise OutputError(f"{where} refused the import: HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -127,3 +129,12 @@ def _dashboard(object_id: str, title: str, panel_ids: Sequence[str]) -> dict[str
             {"name": f"panel_{i + 1}", "type": "visualization", "id": panel_id} for i, panel_id in enumerate(panel_ids)
         ],
     }
+
+
+_TIMEOUT_S = 30.0  # the whole import request: connection, upload and answer
+
+
+def _read(request: urllib.request.Request) -> bytes:
+    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+        body: bytes = response.read()
+    return body

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from atlas.clock import format_instant
+from atlas.deadline import call_within
 from atlas.grouping import turned_notes
 from atlas.influencers import format_influencers
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent
@@ -108,10 +109,13 @@ def send_notifications(notifications: Sequence[Notification], alerts: AlertSetti
 
 
 def _deliver(channel: str, note: Notification, send: Callable[[Notification], None]) -> Delivery:
-    try:
-        send(note)
+    try:  # the socket timeout bounds each read; a peer trickling bytes is cut off here, after twice that
+        call_within(2 * _TIMEOUT_S, lambda: send(note))
     except _DeliveryFailed as exc:
         return Delivery(channel, note.group, False, str(exc))
+    except TimeoutError:
+        peer = "Slack webhook" if channel == "slack" else "SMTP server"
+        return Delivery(channel, note.group, False, f"{peer} gave no whole answer within {2 * _TIMEOUT_S:g} s")
     return Delivery(channel, note.group, True)
 
 

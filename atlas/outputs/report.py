@@ -3,7 +3,6 @@ anomalies, and its PNG."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from atlas import files
 from atlas.clock import format_duration, format_instant
 from atlas.errors import OutputError, ToolMissing
 from atlas.grouping import turned_notes
@@ -103,36 +103,41 @@ def _detailed(groups: Sequence[GroupedEvent]) -> list[GroupedEvent]:
 
 
 def write_report(data: ReportData, out: Path, png: Path | None = None) -> None:
-    """Write the HTML atomically; with `png`, also a screenshot of it from headless Chromium."""
+    """Write the HTML (files.write_output: atomically, or through to a device or pipe); with `png`, also a
+    screenshot of it from headless Chromium, taken before either is written so that a failure writes neither."""
     text = render_report(data)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-    if png is not None:
-        screenshot(out, png, height=page_height(data))
+    image = screenshot(text, height=page_height(data)) if png is not None else None
+    files.write_output(out, text, "--out")
+    if png is not None and image is not None:
+        files.write_output(png, image, "--png")
 
 
-def screenshot(page: Path, png: Path, height: int) -> None:
-    """Render an HTML file to PNG with headless Chromium."""
+def screenshot(html: str, height: int) -> bytes:
+    """The PNG bytes of an HTML page rendered by headless Chromium (in a temporary directory of its own)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:
         raise ToolMissing("chromium not found: install it (apt-get install chromium) to write --png")
-    cmd = [
-        browser,
-        "--headless",
-        "--disable-gpu",
-        "--no-sandbox",
-        "--hide-scrollbars",
-        f"--screenshot={png.resolve()}",
-        f"--window-size={_PAGE_W + 48},{min(height, 16000)}",
-        page.resolve().as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0 or not png.is_file():
-        raise OutputError(f"chromium could not render {page} (exit code {proc.returncode})")
+    with tempfile.TemporaryDirectory(prefix="atlas-report-") as directory:
+        page, png = Path(directory) / "report.html", Path(directory) / "report.png"
+        page.write_text(html, encoding="utf-8")
+        cmd = [
+            browser,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            f"--screenshot={png}",
+            f"--window-size={_PAGE_W + 48},{min(height, 16000)}",
+            page.as_uri(),
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise OutputError("chromium did not render the report within 120 s") from exc
+        if proc.returncode != 0 or not png.is_file():
+            raise OutputError(f"chromium could not render the report (exit code {proc.returncode})")
+        return png.read_bytes()
 
 
 def _group_detail(group: GroupedEvent, present: strips.Present, step: timedelta) -> str:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas import es_client, scoring
+from atlas import es_client, files, scoring
 from atlas.clock import format_duration, format_instant
 from atlas.errors import EsQueryRejected, OutputError
 from atlas.es_client import EsClient
@@ -65,7 +65,7 @@ def write_watches(settings: Settings, out_dir: Path) -> list[Path]:
     """Write each watch as `<id>.json` (sorted keys, 2-space indent, final newline) into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{watch_id(settings)}.json"
-    path.write_text(json.dumps(build_watch(settings), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    files.write_output(path, json.dumps(build_watch(settings), indent=2, sort_keys=True) + "\n", "--out")
     return [path]
 
 

@@ -176,13 +176,60 @@ def test_a_path_with_a_control_character_is_shown_escaped(tmp_path: Path) -> Non
     assert check_error(path) == f"{str(path)!r}:2: value 'x' is not a number"
 
 
-def test_a_file_changed_between_the_passes_fails_before_the_first_sample(tmp_path: Path) -> None:
-    first, second = write(tmp_path, HEADER + "1714557600,cpu,h1,1\n", "1.csv"), write(tmp_path, HEADER, "2.csv")
+def test_a_file_cut_between_the_passes_fails_before_the_first_sample(tmp_path: Path) -> None:
+    first = write(tmp_path, HEADER + "1714557600,cpu,h1,1\n", "1.csv")
+    second = write(tmp_path, HEADER + "1714557600,cpu,h1,1\n", "2.csv")
     with check_csv_files([first, second]) as checked:
-        second.write_text(HEADER + "1714557600,cpu,h1,1\n")
+        second.write_text(HEADER)
         samples = checked.samples()
         with pytest.raises(DataError, match=r"2\.csv: changed after it was checked; import again$"):
             next(samples)
+
+
+def test_a_file_replaced_between_the_passes_fails_before_the_first_sample(tmp_path: Path) -> None:
+    first, second = write(tmp_path, HEADER + "1714557600,cpu,h1,1\n", "1.csv"), write(tmp_path, HEADER, "2.csv")
+    with check_csv_files([first, second]) as checked:
+        replacement = write(tmp_path, HEADER + "1714557600,cpu,h1,1\n", "new.csv")
+        replacement.replace(second)
+        samples = checked.samples()
+        with pytest.raises(DataError, match=r"2\.csv: changed after it was checked; import again$"):
+            next(samples)
+
+
+def test_a_file_that_grows_between_the_passes_gives_exactly_the_rows_checked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, HEADER + "1714557600,cpu,h1,1\n")
+    with check_csv_files([path]) as checked:
+        with path.open("a") as appended:
+            appended.write("1714561200,cpu,h1,2\n")
+        assert [s.value for s in checked.samples()] == [1.0]
+    checked_bytes = len(HEADER) + 20
+    assert caplog.messages == [
+        f"{path}: grew by 20 bytes since it was checked; importing the {checked_bytes} bytes checked"
+    ]
+
+
+def test_a_file_changed_in_a_later_block_stops_before_any_row_of_that_block(tmp_path: Path) -> None:
+    """Rows of the blocks before the change are the checked file's; none of the changed block is read."""
+    rows = [f"{1714557600 + i},cpu,h1,{i}\n" for i in range(60_000)]  # about 1.3 MiB: two blocks
+    path = write(tmp_path, HEADER + "".join(rows))
+    with check_csv_files([path]) as checked:
+        samples = checked.samples()
+        first = next(samples)
+        with path.open("r+b") as handle:  # the same size: one value changed in the second block
+            handle.seek(path.stat().st_size - 3)
+            handle.write(b"7")
+        got = [first]
+        with pytest.raises(DataError) as caught:
+            got.extend(samples)
+    block_rows = sum(1 for _ in (HEADER + "".join(rows)).encode()[: 1 << 20].split(b"\n")) - 2
+    assert [s.value for s in got] == [float(i) for i in range(len(got))] and len(got) <= block_rows
+    assert str(caught.value) == (
+        f"{path}: changed while it was being imported (its bytes differ from the checked ones from line"
+        f" {block_rows + 2} on); rows before line {block_rows + 2} may be indexed, each as it was checked, none"
+        " after: import the file again once it stays unchanged to finish (a row rewrites its own document)"
+    )
 
 
 def test_a_file_changed_in_place_during_the_second_pass_is_caught(tmp_path: Path) -> None:

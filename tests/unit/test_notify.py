@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,10 +12,11 @@ import pytest
 
 from atlas.errors import ConfigError
 from atlas.grouping import group_events
+from atlas.outputs import notify
 from atlas.outputs.notify import build_notifications, point_phrase, select_unsent, send_notifications
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise
 from atlas.settings import AlertSettings, GroupingSettings, load_settings
-from tests.local_servers import http_server, json_bodies, smtp_server
+from tests.local_servers import http_server, json_bodies, smtp_server, trickling_server
 
 T = datetime(2024, 1, 7, 2, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -199,6 +201,19 @@ def test_a_webhook_that_could_not_be_sent_to_is_refused_at_load(monkeypatch: pyt
     ) as info:
         alerts()
     assert "secret-token" not in str(info.value)
+
+
+def test_a_webhook_trickling_bytes_is_cut_off_at_twice_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notify, "_TIMEOUT_S", 1.0)
+    with trickling_server(interval_s=0.3, lifetime_s=30) as url:
+        monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", url + WEBHOOK_PATH)
+        started = time.monotonic()
+        deliveries = send_notifications(build_notifications(grouped(), "default"), alerts())
+        elapsed = time.monotonic() - started
+    assert elapsed < 2 + 1.5
+    assert [(d.channel, d.sent, d.reason) for d in deliveries] == [
+        ("slack", False, "Slack webhook gave no whole answer within 2 s")
+    ]
 
 
 def test_unconfigured_channels_are_skipped() -> None:
