@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import math
 import os
@@ -107,6 +108,9 @@ class ThresholdSettings:
         72, "previous points searched for `window` unflagged ones (flagged points are left out); = window: plain"
     )
     sigmas: float = setting(6.0, "a point is anomalous above mean + sigmas * std")
+    min_value: float = setting(
+        0.0, "absolute floor: a point is anomalous only above max(mean + sigmas * std, min_value); 0 = no floor"
+    )
     levels: tuple[float, ...] = setting([6.0, 8.0, 10.0], "sigmas for severity low, medium, high")
     min_duration: timedelta = setting(timedelta(hours=1), "shortest anomaly event reported")
 
@@ -303,10 +307,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if hint is float:
         if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):  # then checked below: "nan" and "inf" parse, and are refused
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: must be a number, got {value!r}")
         if not math.isfinite(value):
@@ -374,6 +376,7 @@ def _validate(s: Settings) -> None:
     _require(2 <= th.window <= 1000, "threshold.window: must be between 2 and 1000")
     _require(th.window <= th.lookback <= 10_000, "threshold.lookback: must be between threshold.window and 10000")
     _require(th.sigmas > 0, "threshold.sigmas: must be > 0")
+    _require(math.isfinite(th.min_value) and th.min_value >= 0, "threshold.min_value: must be a finite number >= 0")
     _require(len(th.levels) == 3 and list(th.levels) == sorted(th.levels), "threshold.levels: give 3 ascending sigmas")
     _require(th.min_duration >= sp.step, "threshold.min_duration: must be at least surprise.step")
     _validate_grouping(s)
