@@ -177,6 +177,11 @@ class ThresholdSettings:
         bounds=Bounds(2, 10_000),
     )
     sigmas: float = setting(6.0, "a point is anomalous above mean + sigmas * std", bounds=_SIGMAS)
+    min_value: float = setting(
+        0.0,
+        "absolute floor: a point is anomalous only above max(mean + sigmas * std, min_value); 0 = no floor",
+        bounds=Bounds(0, 1_000_000),
+    )
     levels: tuple[float, ...] = setting([6.0, 8.0, 10.0], "sigmas for severity low, medium, high", bounds=_SIGMAS)
     min_duration: timedelta = setting(timedelta(hours=1), "shortest anomaly event reported")
 

@@ -1,4 +1,5 @@
-"""The threshold stage: flag points of a metric's percentile series above a moving mean plus sigmas times std."""
+"""The threshold stage: flag points of a metric's percentile series above a moving mean plus sigmas times std, and
+above the absolute floor `threshold.min_value`."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def threshold_points(values: pd.Series[float], settings: ThresholdSettings) -> l
     itself excluded, missing points skipped): the last `settings.window` of them that are not anomalous themselves,
     deciding each in time order by the same rule, within those points only; where fewer than `window` are not
     anomalous (a new normal), the last `window` present points. With lookback == window this is the plain rule:
-    the previous `window` points, all present. Without `window` present points the point has no threshold and is
+    the previous `window` points, all present. The threshold is `combined_threshold`: the moving one, raised to
+    `settings.min_value` when that is above 0. Without `window` present points the point has no threshold and is
     never anomalous; charts show it without mean, std or threshold. Mean and population std are summed left to
     right exactly as `MovingFunctions.unweightedAvg` / `stdDev` do, so the Elasticsearch side (the watch's
     `moving_fn` script) gets the same floats and flags the same points.
@@ -62,8 +64,9 @@ def select_anomalies(
 ) -> list[Anomaly]:
     """The anomalous points of one metric's percentile series `values` (window ends `step` apart, UTC), in time order.
 
-    Points are anomalous when strictly above mean + sigmas * std; runs of consecutive anomalous points shorter
-    than `settings.min_duration` (a run of n points lasts n * step) are dropped with all their points.
+    Points are anomalous when strictly above max(mean + sigmas * std, min_value) (no floor when min_value is 0);
+    runs of consecutive anomalous points shorter than `settings.min_duration` (a run of n points lasts n * step)
+    are dropped with all their points.
     `top_series` maps a window end to its most surprising series.
     """
     flagged = [p for p in _score_series(values, settings, step=step) if p.is_anomalous]
@@ -136,7 +139,7 @@ def _history_stats(previous: list[float], settings: ThresholdSettings) -> tuple[
     w, unflagged = settings.window, list[float]()
     for j, v in enumerate(present):
         stats = _stats_before(present, unflagged, j, w)
-        if stats is None or not v > stats[0] + settings.sigmas * stats[1]:
+        if stats is None or not v > combined_threshold(stats[0], stats[1], settings.sigmas, settings.min_value):
             unflagged.append(v)
     return _stats_before(present, unflagged, len(present), w)
 
@@ -154,11 +157,11 @@ def _score_point(
     if stats is None:
         return ThresholdPoint(end, present, None, None, None, False, None, None)
     mean, std = stats
-    threshold = mean + settings.sigmas * std
+    threshold = combined_threshold(mean, std, settings.sigmas, settings.min_value)
     is_anomalous = present is not None and present > threshold  # strictly: Timelion's "show if greater"
     # A flat history (std 0) makes any rise anomalous; its distance in sigmas is infinite, stored as None.
     sigmas = (present - mean) / std if present is not None and std > 0 else None
-    severity = _severity(value, mean, std, settings.levels) if is_anomalous else None
+    severity = _severity(value, mean, std, settings) if is_anomalous else None
     return ThresholdPoint(end, present, mean, std, threshold, is_anomalous, sigmas, severity)
 
 
@@ -174,9 +177,22 @@ def _mean_and_std(history: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(squares / len(history))
 
 
-def _severity(value: float, mean: float, std: float, levels: tuple[float, ...]) -> Severity:
-    """The highest level crossed; a point flagged below the first level (sigmas < levels[0]) is still "low"."""
-    crossed = [name for name, level in zip(SEVERITIES, levels, strict=True) if value > mean + level * std]
+def combined_threshold(mean: float, std: float, sigmas: float, min_value: float) -> float:
+    """max(mean + sigmas * std, min_value), or the moving threshold alone when min_value is 0 (no floor: the moving
+    threshold of a gaussian surprise, -ln of a density, can be negative and stays so)."""
+    moving = mean + sigmas * std
+    return max(moving, min_value) if min_value > 0 else moving
+
+
+def _severity(value: float, mean: float, std: float, settings: ThresholdSettings) -> Severity:
+    """The highest level L whose combined threshold max(mean + L * std, min_value) the value is above; a point flagged
+    below the first level (sigmas < levels[0]) is still "low". (A flagged point is above the floor, so the floor
+    never changes its level: this is the level of mean + L * std alone.)"""
+    crossed = [
+        name
+        for name, level in zip(SEVERITIES, settings.levels, strict=True)
+        if value > combined_threshold(mean, std, level, settings.min_value)
+    ]
     return crossed[-1] if crossed else SEVERITIES[0]
 
 

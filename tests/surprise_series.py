@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,9 @@ from atlas.threshold import threshold_points
 START = datetime(2024, 2, 1, tzinfo=UTC)
 HOURS = 80
 PERCENTILES = (90.0, 99.0)
+# A floor for the sample series (noise around 10, around 30 for mem p99): above the small bumps and the rise after
+# the flat stretch, below the large spikes and the whole of mem p99.
+FLOOR = 16.0
 Key = tuple[str, float]
 
 
@@ -85,3 +89,34 @@ def flagged_in_payload(payload: dict[str, Any], t: datetime) -> set[Key]:
         for point in bucket[f"points_{percentile_field(p)}"]["buckets"]
         if point["key"] == int(t.timestamp() * 1000)
     }
+
+
+def floor_series() -> dict[Key, np.ndarray]:
+    """The sample series and one more, disk p90: quiet around 1, a bump to 15 that the moving threshold flags and
+    the floor does not, then 16.3, above the floor. Left out of the history (the moving threshold's verdict), the
+    bump would leave 16.3 above max(about 1.2, FLOOR) and flagged; kept in it (the combined threshold's verdict), it
+    raises the next threshold to about 16.6 with window 4 and sigmas 2."""
+    disk = 1 + np.random.default_rng(5).normal(0, 0.05, HOURS)
+    disk[30:32] = [15.0, 16.3]
+    return {**sample_series(), ("disk", 90.0): disk}
+
+
+def assert_the_floor_matters(values: dict[Key, np.ndarray], settings: ThresholdSettings) -> None:
+    """The floor of `settings` both removes points the moving threshold alone flags and keeps others, and, with a
+    lookback longer than the window, also decides which points the history leaves out: a test with it checks the
+    floor, not only the moving threshold."""
+    floored = flagged_by_python(values, settings)
+    plain = flagged_by_python(values, dataclasses.replace(settings, min_value=0.0))
+    removed = sum(len(plain[t] - floored[t]) for t in plain)
+    assert all(floored[t] <= plain[t] for t in plain)
+    assert removed >= 2 and sum(map(len, floored.values())) >= 4, (removed, floored)
+    if settings.lookback > settings.window:
+        # the floor applied to the last comparison only, the history left as the moving threshold alone leaves it
+        moving_only = dataclasses.replace(settings, min_value=0.0)
+        last_only = {
+            (key, point.window_end)
+            for key, raw in values.items()
+            for point in threshold_points(pd.Series(raw, index=window_ends()), moving_only)
+            if point.is_anomalous and point.value is not None and point.value > settings.min_value
+        }
+        assert last_only - {(key, t) for t, keys in floored.items() for key in keys}, "the history rule is untested"

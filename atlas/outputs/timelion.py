@@ -50,7 +50,10 @@ def build_expression(settings: Settings, metric: str, percentile: float) -> str:
     and the w-1 before it, so it runs on the series shifted one step later (`offset`) to average the previous w;
     `movingstd` with position left covers the previous w points but divides by w-1, so it is scaled by
     sqrt((w-1)/w) into the population std the Python stage uses. A point whose previous w points are not all
-    present gets an unreachable threshold, as the Python stage never flags it.
+    present gets an unreachable threshold, as the Python stage never flags it. With a floor
+    (`threshold.min_value` above 0) the threshold line and the bars' threshold are raised to it with `.if()`
+    (below the floor, then the floor): max(mean + sigmas * std, min_value), as in the Python stage; the floor is
+    applied after the unreachable threshold is set, so a point without a full window stays unflagged.
     """
     step, th = settings.surprise.step, settings.threshold
     w = th.window
@@ -65,11 +68,18 @@ def build_expression(settings: Settings, metric: str, percentile: float) -> str:
     population = _number(math.sqrt((w - 1) / w))
     std = f"{series}.movingstd(window={w}, position={quote('left')}).multiply(multiplier={population})"
     threshold = f"{mean}.sum(input={std}.multiply(multiplier={_number(th.sigmas)}))"
+    # Only with a floor: no `.if()` at all keeps a default chart's text unchanged (and a negative moving threshold of
+    # gaussian surprise negative, as the Python stage keeps it).
+    floor = (
+        f".if(operator={quote('lt')}, if={_number(th.min_value)}, then={_number(th.min_value)})"
+        if th.min_value > 0
+        else ""
+    )
     present = f"{previous}.if(operator={quote('eq')}, if=null, then=0, else=1)"
     full = f"{present}.movingaverage(window={w}, position={quote('left')})"
     guarded = (
         f"{full}.if(operator={quote('lt')}, if=1, then=null, else={threshold})"
-        f".if(operator={quote('eq')}, if=null, then={_number(UNREACHABLE)})"
+        f".if(operator={quote('eq')}, if=null, then={_number(UNREACHABLE)}){floor}"
     )
     label = f"{metric} p{percentile:g}"
     # Timelion has no sequential rule: where atlas leaves flagged points out of the history, the chart draws the
@@ -78,7 +88,7 @@ def build_expression(settings: Settings, metric: str, percentile: float) -> str:
     return ", ".join(
         [
             f"{series}.label(label={quote(label)})",
-            f"{threshold}.label(label={quote(label + ' threshold' + closest)})",
+            f"{threshold}{floor}.label(label={quote(label + ' threshold' + closest)})",
             f"{series}.if(operator={quote('gt')}, if={guarded}, then={series}, else=null)"
             f".bars().yaxis(yaxis=2).label(label={quote(label + ' above threshold' + closest)})",
         ]

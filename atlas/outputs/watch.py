@@ -188,9 +188,11 @@ def execute_watch(client: EsClient, watch_id: str, scheduled_time: str, *, send:
 def threshold_history_script(th: ThresholdSettings, result: str) -> str:
     """The `moving_fn` script giving the mean (result "mean") or std ("sd") of a point's threshold history from the
     previous `lookback` present points: atlas/threshold.py's rule, step for step, with the same sums in the same
-    order, so both flag the same points. NaN where the point has no threshold."""
+    order and the same floor (`threshold.min_value`, 0 = none) on the threshold that decides which points are left
+    out, so both flag the same points. NaN where the point has no threshold."""
     return (
-        f"int w = {th.window}; double k = {th.sigmas!r}; int n = values.length; double[] u = new double[n];"
+        f"int w = {th.window}; double k = {th.sigmas!r}; double f = {th.min_value!r}; int n = values.length;"
+        " double[] u = new double[n];"
         " int nu = 0; double mean = Double.NaN; double sd = Double.NaN;"
         " for (int j = 0; j <= n; ++j) { double[] src; int from;"
         " if (nu >= w) { src = u; from = nu - w; } else if (j >= w) { src = values; from = j - w; }"
@@ -198,7 +200,8 @@ def threshold_history_script(th: ThresholdSettings, result: str) -> str:
         " double sum = 0; for (int i = from; i < from + w; ++i) { sum += src[i]; } double m = sum / w;"
         " double sq = 0; for (int i = from; i < from + w; ++i) { sq += (src[i] - m) * (src[i] - m); }"
         " double s = Math.sqrt(sq / w);"
-        " if (j == n) { mean = m; sd = s; } else if (!(values[j] > m + k * s)) { u[nu++] = values[j]; } }"
+        " if (j == n) { mean = m; sd = s; continue; } double t = m + k * s; if (f > 0) { t = Math.max(t, f); }"
+        " if (!(values[j] > t)) { u[nu++] = values[j]; } }"
         f" return {result};"
     )
 
@@ -217,6 +220,7 @@ def _metric_aggs(settings: Settings) -> dict[str, Any]:
             mean_script=threshold_history_script(th, "mean"),
             std_script=threshold_history_script(th, "sd"),
             sigmas=th.sigmas,
+            min_value=th.min_value,
             levels=[th.sigmas, *th.levels[1:]],
             number_format=scoring.NUMBER_FORMAT,
             max_score=scoring.MAX_SCORE,

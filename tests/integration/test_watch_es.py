@@ -11,9 +11,12 @@ from atlas.errors import OutputError
 from atlas.outputs.watch import execute_dry_run, install_watch
 from atlas.settings import Settings, load_settings
 from tests.surprise_series import (
+    FLOOR,
     PERCENTILES,
+    assert_the_floor_matters,
     flagged_by_python,
     flagged_in_payload,
+    floor_series,
     index_series,
     sample_series,
     window_ends,
@@ -22,7 +25,9 @@ from tests.surprise_series import (
 pytestmark = pytest.mark.integration
 
 
-def settings_for(es_url: str, prefix: str, window: int, sigmas: float, lookback: int) -> Settings:
+def settings_for(
+    es_url: str, prefix: str, window: int, sigmas: float, lookback: int, min_value: float = 0.0
+) -> Settings:
     overrides = {
         "es.urls": [es_url],
         "results.prefix": prefix,
@@ -30,6 +35,7 @@ def settings_for(es_url: str, prefix: str, window: int, sigmas: float, lookback:
         "threshold.window": window,
         "threshold.lookback": lookback,
         "threshold.sigmas": sigmas,
+        "threshold.min_value": min_value,
         "threshold.levels": [sigmas, sigmas + 1, sigmas + 2],
         "alerts.watcher_slack_account": "ops",
     }
@@ -37,17 +43,25 @@ def settings_for(es_url: str, prefix: str, window: int, sigmas: float, lookback:
 
 
 @pytest.mark.parametrize(
-    ("window", "sigmas", "lookback"),
-    [(6, 3.0, 6), (4, 2.0, 4), (4, 2.0, 12)],
-    ids=["window6-sigmas3", "window4-sigmas2", "window4-sigmas2-unflagged-from-12"],
+    ("window", "sigmas", "lookback", "min_value"),
+    [(6, 3.0, 6, 0.0), (4, 2.0, 4, 0.0), (4, 2.0, 12, 0.0), (6, 3.0, 6, FLOOR), (4, 2.0, 12, FLOOR)],
+    ids=[
+        "window6-sigmas3",
+        "window4-sigmas2",
+        "window4-sigmas2-unflagged-from-12",
+        "window6-sigmas3-floor",
+        "window4-sigmas2-unflagged-from-12-floor",
+    ],
 )
 def test_watch_flags_what_the_threshold_stage_flags(
-    es: Elasticsearch, es_url: str, index_name: str, window: int, sigmas: float, lookback: int
+    es: Elasticsearch, es_url: str, index_name: str, window: int, sigmas: float, lookback: int, min_value: float
 ) -> None:
-    settings = settings_for(es_url, index_name, window, sigmas, lookback)
-    values = sample_series()
+    settings = settings_for(es_url, index_name, window, sigmas, lookback, min_value)
+    values = floor_series() if min_value else sample_series()
     index_series(es_client.connect(settings.es), f"{index_name}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
+    if min_value:
+        assert_the_floor_matters(values, settings.threshold)
     client = es_client.connect(settings.es)
     flagged_somewhere = 0
     for end in window_ends():

@@ -28,9 +28,12 @@ from tests.integration.test_surprise_parity import WINDOW_ENDS, datasets
 from tests.local_servers import Recorded, http_server, smtp_server
 from tests.parity import assert_windows_match_reference
 from tests.surprise_series import (
+    FLOOR,
     PERCENTILES,
+    assert_the_floor_matters,
     flagged_by_python,
     flagged_in_payload,
+    floor_series,
     index_series,
     sample_series,
     window_ends,
@@ -64,7 +67,9 @@ def watcher_node() -> Iterator[WatcherNode]:
             yield WatcherNode(url, slack_seen, mail_seen)
 
 
-def write_config(path: Path, url: str, prefix: str, window: int, sigmas: float, lookback: int) -> Path:
+def write_config(
+    path: Path, url: str, prefix: str, window: int, sigmas: float, lookback: int, min_value: float = 0.0
+) -> Path:
     config = {
         "es": {"urls": [url]},
         "results": {"prefix": prefix},
@@ -73,6 +78,7 @@ def write_config(path: Path, url: str, prefix: str, window: int, sigmas: float, 
             "window": window,
             "lookback": lookback,
             "sigmas": sigmas,
+            "min_value": min_value,
             "levels": [sigmas, sigmas + 1, sigmas + 2],
         },
         "alerts": {"watcher_slack_account": "ops", "watcher_email_account": "mail", "email_to": ["sre@example.com"]},
@@ -82,21 +88,23 @@ def write_config(path: Path, url: str, prefix: str, window: int, sigmas: float, 
 
 
 @pytest.mark.parametrize(
-    ("window", "sigmas", "lookback"),
-    [(6, 3.0, 6), (4, 2.0, 12)],
-    ids=["window6-sigmas3-plain", "window4-sigmas2-unflagged-from-12"],
+    ("window", "sigmas", "lookback", "min_value"),
+    [(6, 3.0, 6, 0.0), (4, 2.0, 12, 0.0), (4, 2.0, 12, FLOOR)],
+    ids=["window6-sigmas3-plain", "window4-sigmas2-unflagged-from-12", "window4-sigmas2-unflagged-from-12-floor"],
 )
 def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
-    watcher_node: WatcherNode, tmp_path: Path, window: int, sigmas: float, lookback: int
+    watcher_node: WatcherNode, tmp_path: Path, window: int, sigmas: float, lookback: int, min_value: float
 ) -> None:
-    prefix = f"atlas-watcher-w{window}-l{lookback}"
-    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, window, sigmas, lookback)
+    prefix = f"atlas-watcher-w{window}-l{lookback}{'-floor' if min_value else ''}"
+    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, window, sigmas, lookback, min_value)
     settings = load_settings(config, {})
     client = es_client.connect(settings.es)
     assert client.version == (6, 8)
-    values = sample_series()
+    values = floor_series() if min_value else sample_series()
     index_series(client, f"{prefix}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
+    if min_value:
+        assert_the_floor_matters(values, settings.threshold)
     found = {
         (a.metric, a.percentile, a.window_end): a
         for (metric, p), raw in values.items()

@@ -261,3 +261,78 @@ def test_a_level_that_stays_is_flagged_for_lookback_minus_window_plus_one_points
     flagged = [p.is_anomalous for p in threshold_points(hourly(values), UNFLAGGED)]
     # From hour 17 the 12 points before it start with fewer than 4 old ones: the new level is the history.
     assert flagged[8:] == [True] * 9 + [False] * 3
+
+
+@dataclass(frozen=True)
+class FloorCase:
+    id: str
+    values: list[float]
+    min_value: float
+    is_anomalous: bool
+    threshold: float
+    severity: Severity | None
+
+
+# ZIGZAG: mean 1, std 1, so the moving threshold is 4 and levels 3/4/5 sigmas are 4 / 5 / 6 (DEFAULTS).
+# The point is anomalous above max(4, min_value); its level is the highest L with value > max(1 + L, min_value).
+FLOOR_CASES = [
+    FloorCase("floor-0-is-the-moving-threshold", [*ZIGZAG, 4.5], 0.0, True, 4.0, "low"),
+    FloorCase("floor-below-the-moving-threshold-changes-nothing", [*ZIGZAG, 4.5], 3.0, True, 4.0, "low"),
+    FloorCase("floor-equal-to-the-moving-threshold", [*ZIGZAG, 4.5], 4.0, True, 4.0, "low"),
+    FloorCase("floor-above-the-moving-threshold-blocks-a-medium-bump", [*ZIGZAG, 5.5], 6.0, False, 6.0, None),
+    FloorCase("exactly-at-the-floor-is-not-anomalous", [*ZIGZAG, 6.0], 6.0, False, 6.0, None),
+    FloorCase("above-the-floor-is-anomalous", [*ZIGZAG, 6.2], 6.0, True, 6.0, "high"),
+    # 5.2 is above the floor 4.8 and the 4-sigma line 5, not the 5-sigma line 6: medium, as without the floor.
+    FloorCase("floor-between-levels-keeps-the-moving-level", [*ZIGZAG, 5.2], 4.8, True, 4.8, "medium"),
+    # A flat history (std 0): without a floor any rise is "high"; with one, only a rise above it, still "high".
+    FloorCase("std-0-floor-0-any-rise-is-high", [5.0] * 6 + [5.001], 0.0, True, 5.0, "high"),
+    FloorCase("std-0-rise-below-the-floor-is-not-anomalous", [5.0] * 6 + [5.5], 6.0, False, 6.0, None),
+    FloorCase("std-0-rise-above-the-floor-is-high", [5.0] * 6 + [6.5], 6.0, True, 6.0, "high"),
+    # Gaussian surprise (-ln of a density) can be negative: floor 0 is no floor, the threshold stays -1.
+    FloorCase("floor-0-keeps-a-negative-threshold", [-5.0, -3.0] * 3 + [-0.5], 0.0, True, -1.0, "low"),
+    FloorCase("a-positive-floor-lifts-a-negative-threshold", [-5.0, -3.0] * 3 + [-0.5], 0.5, False, 0.5, None),
+]
+
+
+@pytest.mark.parametrize("case", FLOOR_CASES, ids=[c.id for c in FLOOR_CASES])
+def test_last_point_with_a_floor(case: FloorCase) -> None:
+    settings = dataclasses.replace(DEFAULTS, min_value=case.min_value)
+    last = threshold_points(hourly(case.values), settings)[-1]
+    plain = threshold_points(hourly(case.values), DEFAULTS)[-1]
+    assert (last.is_anomalous, last.severity) == (case.is_anomalous, case.severity)
+    assert last.threshold == pytest.approx(case.threshold, rel=1e-12)
+    # The floor changes the threshold only: mean, std and distance in sigmas are the moving ones.
+    assert (last.mean, last.std, last.sigmas_above_mean) == (plain.mean, plain.std, plain.sigmas_above_mean)
+    if case.min_value == 0:
+        assert last == plain
+
+
+def test_floor_0_is_the_old_rule_on_a_long_noisy_series() -> None:
+    rng = np.random.default_rng(11)
+    raw = rng.normal(0.0, 1.0, 400)
+    raw[[40, 41, 150, 300]] += [9.0, 12.0, 7.0, 20.0]
+    raw[[99, 250]] = np.nan
+    values = hourly([float(v) for v in raw])
+    for settings in (DEFAULTS, UNFLAGGED):
+        assert threshold_points(values, dataclasses.replace(settings, min_value=0.0)) == threshold_points(
+            values, settings
+        )
+
+
+def test_the_history_leaves_out_only_points_above_the_combined_threshold() -> None:
+    # 13 is above the moving threshold of 10, 11, 10, 9 (10 + 3 * 0.707 = 12.1) but below the floor 20: with the
+    # floor it is not flagged and so stays in the next point's history.
+    values = [*NOISE, 13.0, 10.0]
+    plain = threshold_points(hourly(values), UNFLAGGED)
+    floored = threshold_points(hourly(values), dataclasses.replace(UNFLAGGED, min_value=20.0))
+    assert (plain[8].is_anomalous, floored[8].is_anomalous) == (True, False)
+    assert plain[9].mean == pytest.approx(np.mean([10.0, 11.0, 10.0, 9.0]))
+    assert floored[9].mean == pytest.approx(np.mean([11.0, 10.0, 9.0, 13.0]))
+    assert floored[9].threshold == 20.0
+
+
+def test_an_anomaly_stores_the_combined_threshold() -> None:
+    floored = dataclasses.replace(DEFAULTS, min_value=6.0)
+    (anomaly,) = select_anomalies("cpu", 90, hourly([*ZIGZAG, 6.5, 5.5]), floored, HOUR)
+    assert (anomaly.window_end, anomaly.threshold, anomaly.mean, anomaly.std) == (at(6), 6.0, 1.0, 1.0)
+    assert (anomaly.sigmas_above_mean, anomaly.severity) == (5.5, "high")

@@ -9,10 +9,27 @@ from atlas.settings import load_settings
 from tests.timelion_eval import parse
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "timelion_metric_0_p90.txt"
+GOLDEN_FLOOR = Path(__file__).parent.parent / "golden" / "timelion_metric_0_p90_floor.txt"
 
 
 def test_default_chart_is_the_golden_text() -> None:
     assert build_expression(load_settings(None, {}), "metric_0", 90.0) + "\n" == GOLDEN.read_text()
+
+
+def test_floored_chart_is_the_golden_text() -> None:
+    floored = build_expression(load_settings(None, {"threshold.min_value": 2.5}), "metric_0", 90.0)
+    assert floored + "\n" == GOLDEN_FLOOR.read_text()
+
+
+def test_the_floor_raises_the_line_and_the_bars_threshold_after_the_unreachable_one() -> None:
+    _, threshold, bars = parse(build_expression(load_settings(None, {"threshold.min_value": 2.5}), "m", 90.0))
+    assert threshold.calls[-2].name == "if" and threshold.calls[-2].args == {"operator": "lt", "if": 2.5, "then": 2.5}
+    guarded = bars.calls[1].args["if"]
+    unreachable, floor = guarded.calls[-2], guarded.calls[-1]
+    assert unreachable.args == {"operator": "eq", "if": None, "then": 1e300}
+    assert floor.args == {"operator": "lt", "if": 2.5, "then": 2.5}
+    # floor 0 (the default) is no floor: no extra function at all
+    assert "then=2.5" not in build_expression(load_settings(None, {}), "m", 90.0)
 
 
 def test_quote_escapes_quotes_and_backslashes() -> None:

@@ -30,10 +30,19 @@ def test_default_watch_structure() -> None:
     assert sorted(aggs) == ["keep", "points_p90", "points_p99"]
     points = aggs["points_p99"]["aggs"]
     assert points["mean"]["moving_fn"]["window"] == 72  # threshold.lookback: the unflagged history's reach
-    assert "int w = 24; double k = 6.0;" in points["mean"]["moving_fn"]["script"]
-    assert points["threshold"]["bucket_script"]["script"]["params"] == {"sigmas": 6.0}
+    assert "int w = 24; double k = 6.0; double f = 0.0;" in points["mean"]["moving_fn"]["script"]
+    assert points["threshold"]["bucket_script"]["script"]["params"] == {"sigmas": 6.0, "min_value": 0.0}
     assert "bucket_selector" in points["flagged"]
     assert watch["actions"] == {}  # no account configured, no action
+
+
+def test_the_floor_reaches_every_threshold_of_the_watch() -> None:
+    watch = build_watch(load_settings(None, {"threshold.min_value": 2.5}))
+    points = watch["input"]["search"]["request"]["body"]["aggs"]["metrics"]["aggs"]["points_p90"]["aggs"]
+    assert "double f = 2.5;" in points["mean"]["moving_fn"]["script"]  # the history's unflagged rule
+    assert "double f = 2.5;" in points["std"]["moving_fn"]["script"]
+    assert points["threshold"]["bucket_script"]["script"]["params"] == {"sigmas": 6.0, "min_value": 2.5}
+    assert points["severity"]["bucket_script"]["script"]["params"] == {"levels": [6.0, 8.0, 10.0], "min_value": 2.5}
 
 
 def test_actions_for_configured_accounts_keep_mustache_for_watcher() -> None:
