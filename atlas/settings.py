@@ -70,6 +70,11 @@ class SourceSettings:
 class SurpriseSettings:
     interval: timedelta = setting(timedelta(hours=1), "bucket size of each series (date_histogram fixed_interval)")
     baseline_window: int = setting(24, "buckets in the trailing baseline (current bucket excluded)")
+    scale_window: int | None = setting(
+        None,
+        "zscore and gaussian only: buckets in the trailing std that divides the deviation (current bucket excluded),"
+        " e.g. a day's while the baseline takes 2 hours; null = baseline_window",
+    )
     baseline: Literal["median", "mean"] = setting(
         "median", "baseline of each bucket: median (a disruption shorter than half the window leaves no trace) or mean"
     )
@@ -79,7 +84,8 @@ class SurpriseSettings:
     mode: Literal["max", "last"] = setting("last", "window surprise: its last bucket, or max over the window")
     normalization: Literal["relative", "none", "zscore", "gaussian"] = setting(
         "relative",
-        "relative divides surprise by abs(baseline); zscore by the baseline std; gaussian: -ln p(x), DADS's density;"
+        "relative divides surprise by abs(baseline); zscore by the std of the last scale_window buckets; gaussian:"
+        " -ln p(x), DADS's density;"
         " none keeps the units",
     )
     percentiles: tuple[float, ...] = setting([90.0, 99.0], "percentiles of window surprise across a metric's series")
@@ -92,6 +98,16 @@ class SurpriseSettings:
         "gaussian only: a keyword field (e.g. node) whose values also get DADS's combined score, the sum over the"
         " metrics of -ln p(x), as the extra metric '<field>:all'",
     )
+
+    @property
+    def std_window(self) -> int:
+        """Buckets whose population std divides |x - b| (zscore, gaussian): scale_window, else baseline_window."""
+        return self.baseline_window if self.scale_window is None else self.scale_window
+
+    @property
+    def warm_up_buckets(self) -> int:
+        """Buckets fetched before a scored bucket so that its baseline and std see all the values they take."""
+        return max(self.baseline_window, self.std_window)
 
     def reports_percentile(self, percentile: float, series: int) -> bool:
         """Whether P(m, T, p) is reported for a window scored over `series` series: the lowest configured percentile
@@ -324,6 +340,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _JOB = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 MAX_BUCKETS_PER_SERIES = 10_000  # warm-up + window buckets of one series in one request
+MAX_SCALE_WINDOW = 5_000  # a week of 5-minute buckets, 3.5 days of 1-minute ones
 
 
 def _require(condition: bool, message: str) -> None:
@@ -355,10 +372,18 @@ def _validate(s: Settings) -> None:
         sp.season is None, "surprise.season: the seasonal baseline (serial_diff) is not implemented yet; remove it"
     )
     _require(1 <= sp.baseline_window <= 1000, "surprise.baseline_window: must be between 1 and 1000")
-    buckets = sp.window // sp.interval + sp.baseline_window
+    _require(
+        sp.scale_window is None or 2 <= sp.scale_window <= MAX_SCALE_WINDOW,
+        f"surprise.scale_window: must be between 2 and {MAX_SCALE_WINDOW} (or null: baseline_window)",
+    )
+    _require(
+        sp.scale_window is None or sp.normalization in ("zscore", "gaussian"),
+        "surprise.scale_window: only surprise.normalization zscore and gaussian divide by a std; remove it",
+    )
+    buckets = sp.window // sp.interval + sp.warm_up_buckets
     _require(
         buckets <= MAX_BUCKETS_PER_SERIES,
-        f"surprise.window: {buckets} buckets per series with the baseline's warm-up; at most"
+        f"surprise.window: {buckets} buckets per series with the warm-up of the baseline and std; at most"
         f" {MAX_BUCKETS_PER_SERIES} (a longer surprise.interval, or a shorter window)",
     )
     _require(bool(sp.percentiles), "surprise.percentiles: give at least one percentile")

@@ -79,14 +79,20 @@ class Case:
     mode: str
     normalization: str
     series_fields: tuple[str, ...] = ("query",)
+    scale_window: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.mode}-{self.normalization}-{'+'.join(self.series_fields)}"
+        scale = "" if self.scale_window is None else f"-scale{self.scale_window}"
+        return f"{self.mode}-{self.normalization}-{'+'.join(self.series_fields)}{scale}"
 
 
 CASES = [Case(m, n) for m, n in itertools.product(("max", "last"), ("none", "zscore"))]
 CASES.append(Case("max", "zscore", ("query", "node")))
+# The std over its own window (longer or shorter than the baseline's 6 buckets): the warm-up and the gaps' reach
+# follow the longer of the two.
+CASES += [Case("max", "zscore", scale_window=15), Case("last", "gaussian", scale_window=15)]
+CASES.append(Case("max", "gaussian", scale_window=3))
 
 
 def settings_for(es_url: str, index: str, case: Case, prefix: str = "atlas") -> Settings:
@@ -98,6 +104,7 @@ def settings_for(es_url: str, index: str, case: Case, prefix: str = "atlas") -> 
         "surprise.baseline_window": 6,
         "surprise.mode": case.mode,
         "surprise.normalization": case.normalization,
+        "surprise.scale_window": case.scale_window,
         "surprise.percentiles": [50, 90, 99],
         "surprise.top_series": 4,
         "results.prefix": prefix,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atlas.queries import build_surprise_request, window_range
@@ -77,6 +77,39 @@ def test_zscore_divides_by_the_baseline_std() -> None:
     script = two_step["surprise"]["bucket_script"]
     assert script["buckets_path"] == {"x": "x", "b": "baseline", "sd": "baseline_std"}
     assert script["script"].endswith("/ sd;")
+
+
+def test_a_scale_window_gives_the_std_its_own_moving_fn_and_warm_up() -> None:
+    """scale_window 288 on 5-minute buckets: the baseline stays the median of 24 buckets, the std takes its own
+    moving_fn of 288 (the two-step form, also where moving_fn has a shift), and the warm-up covers 288 buckets."""
+    overrides = {"surprise.interval": "5m", "surprise.step": "5m", "surprise.window": "1h"}
+    overrides["surprise.scale_window"] = 288
+    for normalization, formula in (("zscore", "/ sd;"), ("gaussian", "Math.log(sd)")):
+        settings = load_settings(None, {**overrides, "surprise.normalization": normalization})
+        for fused in (True, False):
+            request = build_surprise_request(settings, ["cpu"], T, fused=fused)
+            hours = hours_aggs(request.body)
+            assert hours["baseline"]["moving_fn"]["window"] == 24
+            assert hours["baseline_std"]["moving_fn"]["window"] == 288
+            assert formula in hours["surprise"]["bucket_script"]["script"]
+            assert request.window.fetch_start == T - timedelta(hours=1) - 288 * timedelta(minutes=5)
+            time_range = request.body["query"]["bool"]["filter"][0]["range"]["@timestamp"]
+            assert time_range["gte"] == "2024-01-08T23:00:00Z"
+            assert hours["window_only"] == {"bucket_sort": {"from": 288 + 11, "size": 1}}
+
+
+def test_a_scale_window_equal_to_the_baseline_window_keeps_the_fused_request() -> None:
+    base = {"surprise.normalization": "gaussian"}
+    same = build_surprise_request(load_settings(None, {**base, "surprise.scale_window": 24}), ["cpu"], T).body
+    assert same == build_surprise_request(load_settings(None, base), ["cpu"], T).body
+    assert sorted(hours_aggs(same)) == ["surprise", "window_only", "x"]
+
+
+def test_a_scale_window_shorter_than_the_baseline_keeps_the_baseline_warm_up() -> None:
+    settings = load_settings(None, {"surprise.normalization": "zscore", "surprise.scale_window": 6})
+    hours = hours_aggs(build_surprise_request(settings, ["cpu"], T).body)
+    assert (hours["baseline"]["moving_fn"]["window"], hours["baseline_std"]["moving_fn"]["window"]) == (24, 6)
+    assert window_range(settings.surprise, T).fetch_start == datetime(2024, 1, 8, tzinfo=UTC)
 
 
 def test_wide_form_and_two_series_fields() -> None:
