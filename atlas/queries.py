@@ -96,11 +96,12 @@ def build_source_summary(source: SourceSettings) -> dict[str, Any]:
 
 
 def window_range(surprise: SurpriseSettings, window_end: datetime) -> WindowRange:
-    """The time ranges of the window ending at `window_end` (UTC): mode `last` scores only its last bucket."""
+    """The time ranges of the window ending at `window_end` (UTC): mode `last` scores only its last bucket. The
+    fetch starts warm_up_buckets before the first bucket scored: in mode `last` the rest of the window is not read."""
     end = window_end.astimezone(UTC)
     start = end - surprise.window
     score_from = start if surprise.mode == "max" else end - surprise.interval
-    return WindowRange(start - surprise.warm_up_buckets * surprise.interval, start, end, score_from)
+    return WindowRange(score_from - surprise.warm_up_buckets * surprise.interval, start, end, score_from)
 
 
 def build_surprise_request(

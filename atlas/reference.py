@@ -29,8 +29,8 @@ def reference_window(
     """Every metric's window surprise for the window ending at `window_end` (UTC), from documents with columns
     timestamp (tz-aware UTC), metric, series, value; metrics without a scored series are left out."""
     window_start = window_end - settings.window
-    fetch_start = window_start - settings.warm_up_buckets * settings.interval
     score_from = window_start if settings.mode == "max" else window_end - settings.interval
+    fetch_start = score_from - settings.warm_up_buckets * settings.interval  # the warm-up before the first scored
     in_range = docs[(docs["timestamp"] >= fetch_start) & (docs["timestamp"] < window_end)]
     found: dict[str, ReferenceWindow] = {}
     for metric, rows in sorted(in_range.groupby("metric"), key=lambda item: str(item[0])):
