@@ -65,7 +65,7 @@ def run_demo(settings: Settings, spec: simulate.SimulationSpec, out_dir: Path, b
             client, settings.source, DEMO_INDEX, docs, extra_keywords=["node"], progress=advance
         )
     step = settings.surprise.step
-    warm_up = settings.surprise.window + settings.surprise.baseline_window * settings.surprise.interval
+    warm_up = settings.surprise.window + settings.surprise.warm_up_buckets * settings.surprise.interval
     first, last = spec.start + warm_up, spec.start + timedelta(hours=spec.hours)
     with bars((last - first) // step + 1, "backfill") as advance:
         done = pipeline.backfill(settings, client, first, last, progress=advance)

@@ -96,11 +96,12 @@ def build_source_summary(source: SourceSettings) -> dict[str, Any]:
 
 
 def window_range(surprise: SurpriseSettings, window_end: datetime) -> WindowRange:
-    """The time ranges of the window ending at `window_end` (UTC): mode `last` scores only its last bucket."""
+    """The time ranges of the window ending at `window_end` (UTC): mode `last` scores only its last bucket. The
+    fetch starts warm_up_buckets before the first bucket scored: in mode `last` the rest of the window is not read."""
     end = window_end.astimezone(UTC)
     start = end - surprise.window
     score_from = start if surprise.mode == "max" else end - surprise.interval
-    return WindowRange(start - surprise.baseline_window * surprise.interval, start, end, score_from)
+    return WindowRange(score_from - surprise.warm_up_buckets * surprise.interval, start, end, score_from)
 
 
 def build_surprise_request(
@@ -163,12 +164,14 @@ def _histogram(settings: Settings) -> dict[str, Any]:
 
 def _surprise_aggs(settings: Settings, metric: str, fused: bool) -> dict[str, Any]:
     """The aggregations of one series' bucket: x(q, t) and the surprise s(q, t) against the values of the (at most)
-    baseline_window non-empty buckets before it; `fused`: one moving_fn whose window ends with the bucket itself."""
+    baseline_window non-empty buckets before it, and for zscore and gaussian the population std of the (at most)
+    std_window ones before it; `fused`: one moving_fn whose window ends with the bucket itself. A std window other
+    than the baseline's takes the two-step form, whose std has its own moving_fn window, on every version."""
     source, s = settings.source, settings.surprise
     x = {"avg": {"field": source.value_fields.get(metric, source.value_field)}}
     std = s.normalization in _NEEDS_STD
     formula = _SURPRISE_FORMULAS[s.normalization]
-    if fused:
+    if fused and not (std and s.std_window != s.baseline_window):
         mean = _FUSED_MEAN if s.baseline == "mean" or std else ""
         script = " ".join(
             part
@@ -191,7 +194,7 @@ def _surprise_aggs(settings: Settings, metric: str, fused: bool) -> dict[str, An
     }
     paths = {"x": "x", "b": "baseline"}
     if std:
-        aggs["baseline_std"] = {"moving_fn": {"buckets_path": "x", "window": s.baseline_window, "script": _STD_SCRIPT}}
+        aggs["baseline_std"] = {"moving_fn": {"buckets_path": "x", "window": s.std_window, "script": _STD_SCRIPT}}
         paths["sd"] = "baseline_std"
     declared = " ".join(f"double {name} = params.{name};" for name in paths)
     aggs["surprise"] = {"bucket_script": {"buckets_path": paths, "script": f"{declared} {formula}"}}

@@ -29,8 +29,8 @@ def reference_window(
     """Every metric's window surprise for the window ending at `window_end` (UTC), from documents with columns
     timestamp (tz-aware UTC), metric, series, value; metrics without a scored series are left out."""
     window_start = window_end - settings.window
-    fetch_start = window_start - settings.baseline_window * settings.interval
     score_from = window_start if settings.mode == "max" else window_end - settings.interval
+    fetch_start = score_from - settings.warm_up_buckets * settings.interval  # the warm-up before the first scored
     in_range = docs[(docs["timestamp"] >= fetch_start) & (docs["timestamp"] < window_end)]
     found: dict[str, ReferenceWindow] = {}
     for metric, rows in sorted(in_range.groupby("metric"), key=lambda item: str(item[0])):
@@ -96,21 +96,24 @@ def _window_surprise(
         previous = [value for _, value in buckets[max(0, i - settings.baseline_window) : i]]
         if start < score_from or not previous:
             continue
-        surprise = _surprise(x, previous, settings)
+        spread = [value for _, value in buckets[max(0, i - settings.std_window) : i]]
+        surprise = _surprise(x, previous, spread, settings)
         if math.isfinite(surprise) and (best is None or surprise > best):
             best = surprise
     return best
 
 
-def _surprise(x: float, previous: list[float], settings: SurpriseSettings) -> float:
-    """s(q, t) of value x after the baseline window `previous`; NaN where a zero baseline or std leaves it undefined."""
+def _surprise(x: float, previous: list[float], spread: list[float], settings: SurpriseSettings) -> float:
+    """s(q, t) of value x after the baseline window `previous` and the std window `spread` (the values of the last
+    std_window buckets); NaN where a zero baseline or std leaves it undefined."""
     mean = _plain_sum(previous) / len(previous)
     baseline = mean if settings.baseline == "mean" else _median(previous)
     if settings.normalization == "none":
         return abs(x - baseline)
     if settings.normalization == "relative":
         return abs(x - baseline) / abs(baseline) if baseline != 0 else math.nan
-    std = math.sqrt(_plain_sum([(v - mean) ** 2 for v in previous]) / len(previous))
+    spread_mean = _plain_sum(spread) / len(spread)
+    std = math.sqrt(_plain_sum([(v - spread_mean) ** 2 for v in spread]) / len(spread))
     if std == 0:
         return math.nan
     if settings.normalization == "zscore":

@@ -138,9 +138,10 @@ def in_parts(what: str, keys: Sequence[str], per_series: int, ask: Callable[[Seq
 
 
 def window_buckets_per_series(settings: Settings) -> int:
-    """Histogram buckets one series needs in the per-window request: the window's and its warm-up's."""
+    """Histogram buckets one series needs in the per-window request: those scored (the window's, or in mode last
+    its last one) and the warm-up's before them."""
     s = settings.surprise
-    return s.window // s.interval + s.baseline_window
+    return (s.window // s.interval if s.mode == "max" else 1) + s.warm_up_buckets
 
 
 @dataclass(frozen=True)
@@ -283,8 +284,7 @@ def _scan_part(
     answer = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     s = settings.surprise
     columns = np.array([(end - request.first_bucket) // s.interval for end in ends])
-    window_buckets = s.window // s.interval
-    shape = (window_buckets, 0) if s.mode == "max" else (1, window_buckets - 1)  # buckets scored, slack
+    scored = s.window // s.interval if s.mode == "max" else 1
     rows = {str(b["key"]): b for b in answer.get("aggregations", {}).get("series", {}).get("buckets", [])}
     values = np.full((len(keys), len(ends)), math.nan)
     for i, key in enumerate(keys):
@@ -296,7 +296,7 @@ def _scan_part(
             raise AssertionError(f"scan of {metric}: series {key} has {len(hours)} buckets, not {request.positions}")
         present = np.array([h.get("x", {}).get("value") is not None for h in hours])
         surprise = np.array([h.get("surprise", {}).get("value") for h in hours], dtype=np.float64)
-        values[i] = _window_surprise(present, surprise, columns, *shape, s.baseline_window)
+        values[i] = _window_surprise(present, surprise, columns, scored, s.warm_up_buckets)
     return values
 
 
@@ -305,21 +305,22 @@ def _window_surprise(
     surprise: FloatArray,
     columns: npt.NDArray[np.int64],
     scored: int,
-    slack: int,
-    baseline_window: int,
+    warm_up: int,
 ) -> FloatArray:
     """One series' window surprise S(q, T) for the windows whose end is the start of bucket `columns`: the largest
     finite s(q, t) of the `scored` buckets before it (NaN if none). _AFFECTED where one of those buckets' baseline
-    reaches back more than baseline_window + slack buckets (moving_fn takes the last baseline_window buckets with a
-    value, so a gap stretches it): the per-window request, whose warm-up starts later, could see another baseline.
-    A bucket with fewer values before it than baseline_window reaches back to the series' first value."""
+    or std reaches back more than warm_up buckets (moving_fn takes the last warm_up = max(baseline_window,
+    std_window) buckets with a value at most, so a gap stretches it): the per-window request, whose warm-up starts
+    warm_up buckets before its first scored bucket, could see another baseline or std (in mode max a later bucket
+    of the window could reach further and still see the same: it is asked again, which costs a request, not a value).
+    A bucket with fewer values before it than warm_up reaches back to the series' first value."""
     positions = np.flatnonzero(present)
     reach = np.zeros(len(present), dtype=np.int64)
     if len(positions) > 1:
         later = np.arange(1, len(positions))
-        oldest = positions[np.maximum(0, later - baseline_window)]
+        oldest = positions[np.maximum(0, later - warm_up)]
         reach[positions[1:]] = positions[1:] - oldest
-    affected = np.concatenate([[0], np.cumsum(reach - baseline_window > slack)])
+    affected = np.concatenate([[0], np.cumsum(reach > warm_up)])
     finite = np.where(np.isfinite(surprise), surprise, -np.inf)
     largest = np.lib.stride_tricks.sliding_window_view(finite, scored).max(axis=1)[columns - scored]
     found = np.where(largest == -np.inf, math.nan, largest)

@@ -130,6 +130,12 @@ class SurpriseSettings:
     baseline_window: int = setting(
         24, "buckets in the trailing baseline (current bucket excluded)", bounds=Bounds(1, 1000)
     )
+    scale_window: int | None = setting(
+        None,
+        "zscore and gaussian only: buckets in the trailing std that divides the deviation (current bucket excluded),"
+        " e.g. a day's while the baseline takes 2 hours; null = baseline_window",
+        bounds=Bounds(2, 5_000),  # a week of 5-minute buckets, 3.5 days of 1-minute ones
+    )
     baseline: Literal["median", "mean"] = setting(
         "median", "baseline of each bucket: median (a disruption shorter than half the window leaves no trace) or mean"
     )
@@ -143,7 +149,8 @@ class SurpriseSettings:
     mode: Literal["max", "last"] = setting("last", "window surprise: its last bucket, or max over the window")
     normalization: Literal["relative", "none", "zscore", "gaussian"] = setting(
         "relative",
-        "relative divides surprise by abs(baseline); zscore by the baseline std; gaussian: -ln p(x), DADS's density;"
+        "relative divides surprise by abs(baseline); zscore by the std of the last scale_window buckets; gaussian:"
+        " -ln p(x), DADS's density;"
         " none keeps the units",
     )
     percentiles: tuple[float, ...] = setting(
@@ -160,6 +167,16 @@ class SurpriseSettings:
         "gaussian only: a keyword field (e.g. node) whose values also get DADS's combined score, the sum over the"
         " metrics of -ln p(x), as the extra metric '<field>:all'",
     )
+
+    @property
+    def std_window(self) -> int:
+        """Buckets whose population std divides |x - b| (zscore, gaussian): scale_window, else baseline_window."""
+        return self.baseline_window if self.scale_window is None else self.scale_window
+
+    @property
+    def warm_up_buckets(self) -> int:
+        """Buckets fetched before a scored bucket so that its baseline and std see all the values they take."""
+        return max(self.baseline_window, self.std_window)
 
     def reports_percentile(self, percentile: float, series: int) -> bool:
         """Whether P(m, T, p) is reported for a window scored over `series` series: the lowest configured percentile
@@ -474,10 +491,14 @@ def _validate(s: Settings) -> None:
     _require(
         sp.season is None, "surprise.season: the seasonal baseline (serial_diff) is not implemented yet; remove it"
     )
-    buckets = sp.window // sp.interval + sp.baseline_window
+    _require(
+        sp.scale_window is None or sp.normalization in ("zscore", "gaussian"),
+        "surprise.scale_window: only surprise.normalization zscore and gaussian divide by a std; remove it",
+    )
+    buckets = sp.window // sp.interval + sp.warm_up_buckets
     _require(
         buckets <= MAX_BUCKETS_PER_SERIES,
-        f"surprise.window: {buckets} buckets per series with the baseline's warm-up; at most"
+        f"surprise.window: {buckets} buckets per series with the warm-up of the baseline and std; at most"
         f" {MAX_BUCKETS_PER_SERIES} (a longer surprise.interval, or a shorter window)",
     )
     _require(bool(sp.percentiles), "surprise.percentiles: give at least one percentile")

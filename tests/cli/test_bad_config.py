@@ -33,6 +33,16 @@ CASES = {
         "surprise:\n  interval: 1m\n  window: 3650d\n", said="surprise.window: 5256024 buckets per series"
     ),
     "huge baseline window": Case("surprise:\n  baseline_window: 10000000000\n", said="surprise.baseline_window"),
+    "scale window of 1": Case(
+        "surprise:\n  normalization: zscore\n  scale_window: 1\n", said="surprise.scale_window: must be between 2"
+    ),
+    "scale window with relative": Case(
+        "surprise:\n  scale_window: 288\n", said="surprise.scale_window: only surprise.normalization zscore"
+    ),
+    "scale window past the bucket limit": Case(
+        "surprise:\n  normalization: gaussian\n  interval: 1m\n  window: 7d\n  scale_window: 1440\n",
+        said="surprise.window: 11520 buckets per series",
+    ),
     "huge threshold window": Case("threshold:\n  window: 1000000\n", said="threshold.window: must be between 2"),
     "interval of 1ms": Case("surprise:\n  interval: 1ms\n  window: 24h\n", said="interval: must be between 1s and"),
     "not UTF-8": Case(b"source:\n  index: caf\xe9\n", said="atlas.yml:2: not UTF-8 text"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -47,3 +48,19 @@ def test_query_with_a_bad_server_version_is_a_usage_error() -> None:
     assert result.stderr == (
         "Error: --server-version: 'seven' is not a version like 6.8, 7.10.2 or opensearch-2.19.6\n"
     )
+
+
+def test_query_with_a_scale_window_prints_the_std_over_its_own_window(tmp_path: Path) -> None:
+    """surprise.scale_window 288 beside a baseline of 24 five-minute buckets: the std's moving_fn takes 288 buckets,
+    on 7.10 too, and the query (mode last) starts 288 buckets before the bucket it scores."""
+    config = tmp_path / "atlas.yml"
+    config.write_text(
+        "surprise:\n  interval: 5m\n  step: 5m\n  window: 1h\n  normalization: zscore\n  scale_window: 288\n"
+    )
+    args = ["--config", str(config), "--es-url", "http://127.0.0.1:1", "query", "--metric", "cpu"]
+    result = CliRunner().invoke(cli, [*args, "--at", "2024-01-10T00:00:00Z", "--server-version", "7.10.2"])
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    hours = body["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"]
+    assert (hours["baseline"]["moving_fn"]["window"], hours["baseline_std"]["moving_fn"]["window"]) == (24, 288)
+    assert body["query"]["bool"]["filter"][0]["range"]["@timestamp"]["gte"] == "2024-01-08T23:55:00Z"

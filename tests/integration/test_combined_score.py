@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -51,19 +52,22 @@ def indexed(es: Elasticsearch, es_url: str, index_name: str) -> Iterator[tuple[S
 
 
 def test_combined_score_equals_the_reference(indexed: tuple[Settings, pd.DataFrame]) -> None:
-    settings, frame = indexed
-    client = es_client.connect(settings.es)
+    """At the defaults, and with the std over 3 days (surprise.scale_window 72) beside the baseline's 24 buckets."""
+    default, frame = indexed
+    longer_std = dataclasses.replace(default, surprise=dataclasses.replace(default.surprise, scale_window=72))
+    client = es_client.connect(default.es)
     metrics = [simulate.metric_name(m) for m in range(SPEC.metrics)]
     compared = 0
-    for hour in (30, 60, 200, 281, 300, 335):
-        end = SPEC.start + timedelta(hours=hour)
-        got = compute_combined_surprise(client, settings, metrics, end)
-        want = reference_combined(frame, settings.surprise, end, metrics, NAME)
-        assert want is not None
-        assert [r.metric for r in got] == [NAME]
-        assert_matches_reference(got[0], want, end)
-        compared += 1
-    assert compared == 6
+    for settings in (default, longer_std):
+        for hour in (30, 60, 200, 281, 300, 335):
+            end = SPEC.start + timedelta(hours=hour)
+            got = compute_combined_surprise(client, settings, metrics, end)
+            want = reference_combined(frame, settings.surprise, end, metrics, NAME)
+            assert want is not None
+            assert [r.metric for r in got] == [NAME]
+            assert_matches_reference(got[0], want, (settings.surprise.scale_window, end))
+            compared += 1
+    assert compared == 12
 
 
 def test_the_job_flags_the_node_disruption_on_the_combined_score(indexed: tuple[Settings, pd.DataFrame]) -> None:

@@ -79,14 +79,20 @@ class Case:
     mode: str
     normalization: str
     series_fields: tuple[str, ...] = ("query",)
+    scale_window: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.mode}-{self.normalization}-{'+'.join(self.series_fields)}"
+        scale = "" if self.scale_window is None else f"-scale{self.scale_window}"
+        return f"{self.mode}-{self.normalization}-{'+'.join(self.series_fields)}{scale}"
 
 
 CASES = [Case(m, n) for m, n in itertools.product(("max", "last"), ("none", "zscore"))]
 CASES.append(Case("max", "zscore", ("query", "node")))
+# The std over its own window (longer or shorter than the baseline's 6 buckets): the warm-up and the gaps' reach
+# follow the longer of the two.
+CASES += [Case("max", "zscore", scale_window=15), Case("last", "gaussian", scale_window=15)]
+CASES.append(Case("max", "gaussian", scale_window=3))
 
 
 def settings_for(es_url: str, index: str, case: Case, prefix: str = "atlas") -> Settings:
@@ -98,6 +104,7 @@ def settings_for(es_url: str, index: str, case: Case, prefix: str = "atlas") -> 
         "surprise.baseline_window": 6,
         "surprise.mode": case.mode,
         "surprise.normalization": case.normalization,
+        "surprise.scale_window": case.scale_window,
         "surprise.percentiles": [50, 90, 99],
         "surprise.top_series": 4,
         "results.prefix": prefix,
@@ -107,9 +114,10 @@ def settings_for(es_url: str, index: str, case: Case, prefix: str = "atlas") -> 
 
 @dataclass
 class Requests:
-    """Partition sizes of the scan and the series asked again by the per-window request (affected by gaps)."""
+    """Partition sizes (and buckets per series) of the scan and of the per-window requests, and the series asked
+    again by the per-window request (affected by gaps)."""
 
-    sizes: list[int] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
     enable: Callable[[], None] = lambda: None  # makes the budgets small (after the per-window answers are in)
 
@@ -122,7 +130,7 @@ def small_requests(monkeypatch: pytest.MonkeyPatch) -> Requests:
 
     def recording_split(keys: Sequence[str], buckets_per_series: int) -> list[Sequence[str]]:
         parts = split(keys, buckets_per_series)
-        seen.sizes.extend(len(p) for p in parts)
+        seen.sizes.extend((len(p), buckets_per_series) for p in parts)
         return parts
 
     def recording_ask(
@@ -175,11 +183,12 @@ def test_one_scan_equals_the_per_window_requests(
     small_requests.enable()
     got = scan.scan_surprise(client, settings, metrics, ENDS)
     assert_same(got, want)
-    sizes, asked = small_requests.sizes, set(small_requests.asked)
+    # The scan's partitions (more buckets per series than one window's request: a block of window ends).
+    sizes = [n for n, buckets in small_requests.sizes if buckets > scan.window_buckets_per_series(settings)]
+    asked = set(small_requests.asked)
     assert max(sizes) < SERIES * len(case.series_fields) and len(sizes) > 2 * len(metrics)  # several partitions each
-    # Gaps within a baseline's reach were asked again (mode last reaches back over the whole window, so the gaps of
-    # "gaps" stay within it); series without gaps never were.
-    assert any(a.startswith("sparse/") for a in asked) and (case.mode == "last" or any("gaps/" in a for a in asked))
+    # Gaps within a baseline's reach were asked again; series without gaps never were.
+    assert any(a.startswith("sparse/") for a in asked) and any(a.startswith("gaps/") for a in asked)
     if case.series_fields == ("query",):  # with the node too, every series has a document every other hour only
         assert not any(a.startswith(("steady/", "flat/")) for a in asked)
     assert {r.metric for r in want} == set(metrics)

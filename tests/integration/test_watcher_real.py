@@ -168,19 +168,22 @@ def test_atlas_watch_execute_uses_watcher_and_simulates_by_default(watcher_node:
 
 
 @pytest.mark.parametrize(
-    ("mode", "normalization", "baseline"),
+    ("mode", "normalization", "baseline", "scale_window"),
     [
-        ("max", "none", "mean"),
-        ("last", "relative", "median"),
-        ("max", "zscore", "median"),
-        ("last", "gaussian", "mean"),
+        ("max", "none", "mean", None),
+        ("last", "relative", "median", None),
+        ("max", "zscore", "median", None),
+        ("last", "gaussian", "mean", None),
+        ("max", "zscore", "median", 60),
+        ("last", "gaussian", "mean", 7),
     ],
 )
 def test_the_two_step_surprise_of_6x_equals_the_reference(
-    watcher_node: WatcherNode, mode: str, normalization: str, baseline: str
+    watcher_node: WatcherNode, mode: str, normalization: str, baseline: str, scale_window: int | None
 ) -> None:
     """6.x's moving_fn has no shift: the same node checks the two-step form (baseline, then bucket_script) against
-    reference.py, every series' window surprise and every percentile to 1e-9."""
+    reference.py, every series' window surprise and every percentile to 1e-9; also with the std over its own
+    window (surprise.scale_window)."""
     index = "atlas-test-two-step"
     frame = datasets()
     settings = load_settings(
@@ -191,6 +194,7 @@ def test_the_two_step_surprise_of_6x_equals_the_reference(
             "surprise.mode": mode,
             "surprise.normalization": normalization,
             "surprise.baseline": baseline,
+            "surprise.scale_window": scale_window,
             "surprise.min_tail_series": 1,
             "surprise.top_series": 1000,
         },
