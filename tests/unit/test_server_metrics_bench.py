@@ -195,3 +195,25 @@ def test_bucket_means_and_flagged_rows_map_onto_the_step_grid() -> None:
     flags = np.array([False, True, False, True])
     detection = smd_peers.flagged_detection(flags, np.array([0, 3, 5, 7]), FIVE, None)
     assert detection.ends == frozenset({parse_instant("2024-01-01T00:05:00Z"), parse_instant("2024-01-01T00:10:00Z")})
+
+
+def test_flagged_rows_weigh_their_columns_by_z_summed_per_step() -> None:
+    z = np.array([[1.0, np.nan], [2.0, 3.0], [0.5, 0.0], [4.0, 1.0]])
+    flags = np.array([True, True, False, True])
+    found = smd_peers.flagged_detection(flags, np.array([0, 1, 2, 5]), FIVE, z)
+    assert found.influence == {
+        parse_instant("2024-01-01T00:05:00Z"): {"c01": 3.0, "c02": 3.0},  # rows 0 and 1; row 2 is not flagged
+        parse_instant("2024-01-01T00:10:00Z"): {"c01": 4.0, "c02": 1.0},
+    }
+
+
+def test_aggregate_is_numpys_max_and_90th_percentile_of_the_present_columns() -> None:
+    rng = np.random.default_rng(7)
+    z = rng.exponential(size=(200, 38))
+    z[rng.random(z.shape) < 0.3] = np.nan
+    z[5] = np.nan
+    z[6, 1:] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = {"max": np.nanmax(z, axis=1), "p90": np.nanpercentile(z, 90, axis=1)}
+    for how, wanted in expected.items():
+        np.testing.assert_allclose(smd_peers.aggregate(z, how), wanted, rtol=1e-12, equal_nan=True)
