@@ -217,3 +217,22 @@ def test_aggregate_is_numpys_max_and_90th_percentile_of_the_present_columns() ->
         expected = {"max": np.nanmax(z, axis=1), "p90": np.nanpercentile(z, 90, axis=1)}
     for how, wanted in expected.items():
         np.testing.assert_allclose(smd_peers.aggregate(z, how), wanted, rtol=1e-12, equal_nan=True)
+
+
+def test_scores_summed_per_machine_equal_one_evaluation_of_all_machines() -> None:
+    from atlas import evaluate
+
+    one = tiny(train=40, test=40, labels=[0] * 10 + [1] * 10 + [0] * 20)
+    two = smd.Machine("machine-3-2", one.train, one.test, np.array([1] * 5 + [0] * 35, dtype=np.int8), ())
+    at = lambda m: parse_instant("2024-01-01T00:00:00Z") + timedelta(minutes=m)  # noqa: E731
+    found = {
+        one.name: smd.Detection(frozenset({at(55), at(75)}), {}),
+        two.name: smd.Detection(frozenset({at(45), at(50), at(60)}), {}),
+    }
+    row = smd.score_group([one, two], found, FIVE)
+    truth = smd.truth_intervals(one) + smd.truth_intervals(two)
+    points = [a for m in (one, two) for a in smd.detected_points(m.name, found[m.name].ends)]
+    steps = {m.name: smd.scored_steps(m, FIVE) for m in (one, two)}
+    whole = evaluate.evaluate(truth, points, steps, FIVE)["all"].as_json()
+    assert (row["tp"], row["fp"], row["fn"], row["f1"]) == (whole["tp"], whole["fp"], whole["fn"], whole["f1"])
+    assert row["pa_f1"] == whole["point_adjusted"]["f1"] and row["incidents"] == 2 and row["false_events"] == 2
