@@ -125,10 +125,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             detectors[name] = (detections, seconds)
     rows = []
     for detector, (detections, seconds) in detectors.items():
+        cache: dict[str, Any] = {}
         for group, members in _groups(machines).items():
             rows.append(
                 {"detector": detector, "group": group, "seconds": round(seconds, 1)}
-                | score_group(members, detections, step)
+                | score_group(members, detections, step, cache)
             )
     return {
         "config": str(args.config),

@@ -216,16 +216,26 @@ class Detection:
     influence: Mapping[datetime, Mapping[str, float]]
 
 
-def score_group(machines: Sequence[Machine], detections: Mapping[str, Detection], step: timedelta) -> dict[str, object]:
+def score_group(
+    machines: Sequence[Machine],
+    detections: Mapping[str, Detection],
+    step: timedelta,
+    cache: dict[str, tuple[evaluate.Scores, list[float]]] | None = None,
+) -> dict[str, object]:
     """One table row: `atlas evaluate`'s line `all` summed over the machines, false events per machine-day and
-    HitRate@150% (None when the detector names no columns)."""
+    HitRate@150% (None when the detector names no columns). `cache` keeps each machine's part for the next group
+    of the same detector."""
+    cache = {} if cache is None else cache
     totals = [0] * len(dataclasses.fields(evaluate.Scores))
+    rates: list[float] = []
     for m in machines:  # evaluate sums its counts over metrics; one machine at a time keeps it linear in machines
-        scores = machine_scores(m, detections[m.name], step)
+        if m.name not in cache:
+            cache[m.name] = (machine_scores(m, detections[m.name], step), hit_rates(m, detections[m.name], step))
+        scores, machine_rates = cache[m.name]
         totals = [t + getattr(scores, f.name) for t, f in zip(totals, dataclasses.fields(scores), strict=True)]
+        rates += machine_rates
     line = evaluate.Scores(*totals).as_json()
     days = sum(m.days for m in machines)
-    rates = [r for m in machines for r in hit_rates(m, detections[m.name], step)]
     named = any(d.influence for d in (detections[m.name] for m in machines))
     return {
         "machines": len(machines),
