@@ -3,6 +3,7 @@
     python bench/server_metrics.py --data DIR --config atlas.yml [--work DIR] [--layout host|column]
                                    [--url http://127.0.0.1:9250] [--index NAME] [--machines machine-1-2 ...]
                                    [--peers all|none|gaussian|iforest] [--format table|json] [--rerun]
+                                   [--import-only | --skip-atlas]
 
 DIR is SMD's `ServerMachineDataset/` directory (the GitHub repository NetManAIOps/OmniAnomaly); nothing of it is
 copied into this repository. The harness:
