@@ -18,6 +18,7 @@ HOST_BASELINE = timedelta(hours=1)  # the median of the last hour is what the ho
 HOST_SCALE = timedelta(days=1)  # a day's spread says how far each column normally strays
 HOST_PERCENTILE = 95.0  # a host's disruption moves a few of its columns, not most of them
 HOST_MIN_SURPRISE = 8.0  # the P95 of the columns' z-scores must also pass 8 standard deviations
+HOST_SIGMAS = 3.0  # with the floor doing most of the work, the moving threshold only has to keep a busy host quiet
 HOST_REALERT = timedelta(hours=1)
 
 
@@ -43,6 +44,8 @@ def preset_overrides(preset: Preset, interval: timedelta | None) -> Mapping[str,
         "surprise.scale_window": HOST_SCALE // step,
         "surprise.percentiles": [HOST_PERCENTILE],
         "surprise.top_series": 10,
+        "threshold.sigmas": HOST_SIGMAS,
+        "threshold.levels": [HOST_SIGMAS, 2 * HOST_SIGMAS, 3 * HOST_SIGMAS],
         "threshold.min_value": HOST_MIN_SURPRISE,
         "threshold.min_duration": every,
         "grouping.field": None,
