@@ -269,7 +269,7 @@ def ingest_collectd(
     if listen is None:
         import_checked(settings, target, collectd_csv.check_collectd_csv(paths))
     else:
-        address, stop_after = collectd_http.parse_address(listen), collectd_http.parse_duration_option(duration)
+        address, stop_after = collectd_http.parse_address(listen), parse_duration_arg(duration, "--duration")
         client = es_client.connect(settings.es)
         report = collectd_http.receive(
             client, settings.source, target, address, duration=stop_after,

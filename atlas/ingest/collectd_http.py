@@ -27,7 +27,6 @@ from math import isfinite
 from typing import Any
 
 from atlas import es_client, indices
-from atlas.clock import parse_duration
 from atlas.errors import ConfigError, DataError
 from atlas.es_client import EsClient
 from atlas.ingest.csv_file import MAX_NAME_BYTES, MAX_YEAR, MIN_YEAR, MetricSample
@@ -76,19 +75,6 @@ def parse_address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"--listen: {text!r} is not HOST:PORT (e.g. 127.0.0.1:9425)")
     return host, int(port)
-
-
-def parse_duration_option(text: str | None) -> timedelta | None:
-    """`--duration` (`30s`, `10m`, `2h`) as a positive timedelta, None when not given; ConfigError otherwise."""
-    if text is None:
-        return None
-    try:
-        duration = parse_duration(text)
-    except ValueError as exc:
-        raise ConfigError(f"--duration: {exc}") from None
-    if duration <= timedelta(0):
-        raise ConfigError(f"--duration: {text!r} is not a positive duration")
-    return duration
 
 
 def parse_post(body: bytes) -> tuple[list[MetricSample], int]:

@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from atlas.cli import cli
+from atlas.cli_support import parse_duration_arg
 from atlas.errors import DataError
 from atlas.ingest.collectd_csv import check_collectd_csv
-from atlas.ingest.collectd_http import parse_address, parse_duration_option, parse_post
+from atlas.ingest.collectd_http import parse_address, parse_post
 from atlas.ingest.rrd_file import name_file
 
 NOWHERE = "http://127.0.0.1:9"  # discard port: nothing listens
@@ -271,4 +272,4 @@ def test_listen_options_are_checked_before_anything_connects(args: tuple[str, ..
 
 def test_parse_address_takes_ipv6_in_brackets() -> None:
     assert parse_address("[::1]:9425") == ("::1", 9425)
-    assert parse_duration_option("90s") == timedelta(seconds=90)
+    assert parse_duration_arg("90s", "--duration") == timedelta(seconds=90)
