@@ -128,6 +128,8 @@ def config_inputs() -> Iterator[BadInput]:
         "bad YAML": "es: {urls: [\n",
         "tab indentation": "es:\n\turls: []\n",
         "duplicate key": "es:\n  max_retries: 1\n  max_retries: 2\n",
+        "alias in the filter": "source:\n  filter: {bool: {filter: [{term: &a {x: 1}}, *a]}}\n",
+        "alias bomb": "source:\n  filter: {a: &a [x, x, x, x], b: &b [*a, *a, *a, *a], c: [*b, *b, *b, *b]}\n",
         "not UTF-8": b"es:\n  username: caf\xe9\n",
         "secret in file": f"es:\n  password: {PASSWORD}\n",
         "secret api key in file": f"es:\n  api_key: {API_KEY}\n",
