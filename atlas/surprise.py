@@ -42,7 +42,9 @@ def check_source_fields(client: EsClient, settings: Settings) -> None:
     source = settings.source
     fields = [source.time_field, *source.series_fields]
     fields += list(source.value_fields.values()) or [source.metric_field, source.value_field]
-    aggs = {f"f{i}": {"filter": {"exists": {"field": name}}} for i, name in enumerate(fields)}
+    aggs: dict[str, Any] = {f"f{i}": {"filter": {"exists": {"field": name}}} for i, name in enumerate(fields)}
+    named = [] if source.value_fields else list(source.metrics)  # a misspelt metric would be watched in silence
+    aggs |= {f"m{i}": {"filter": {"term": {source.metric_field: m}}} for i, m in enumerate(named)}
     body = {"size": 0, "track_total_hits": True, "query": source_query(source), "aggs": aggs}
     answer = es_client.search(client, source.index, body)
     total = answer.get("hits", {}).get("total", {}).get("value", 0)
@@ -53,6 +55,9 @@ def check_source_fields(client: EsClient, settings: Settings) -> None:
             raise DataError(
                 f"no document of {source.index} has the field {name!r}: check source.* in the configuration"
             )
+    for i, metric in enumerate(named):
+        if not answer.get("aggregations", {}).get(f"m{i}", {}).get("doc_count"):
+            raise DataError(f"source.metrics: no document of {source.index} has the metric {metric!r}")
 
 
 def compute_window_surprise(

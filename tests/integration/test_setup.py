@@ -141,6 +141,27 @@ def test_a_source_field_no_document_has_is_named(
     )
 
 
+def test_a_configured_metric_no_document_has_is_named(es_url: str, index_name: str, tmp_path: Path) -> None:
+    config = tmp_path / "atlas.yml"
+    base = f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {index_name}\nsource:\n  index: {index_name}-metrics\n"
+    config.write_text(base)
+    simulate = ["simulate", "--scenario", "none", "--metrics", "1", "--queries", "2", "--nodes", "1", "--hours", "30"]
+    for command in (["setup"], simulate):
+        assert CliRunner().invoke(cli, ["--config", str(config), *command]).exit_code == 0
+    for metrics, code in (("[metric_0]", 0), ("[metric_0, metirc_1]", 2)):
+        config.write_text(base + f"  metrics: {metrics}\n")
+        for command in (
+            ["run", "--at", "2024-01-02T06:00:00Z"],
+            ["backfill", "--from", "2024-01-02T05:00:00Z", "--to", "2024-01-02T06:00:00Z"],
+        ):
+            result = CliRunner().invoke(cli, ["--config", str(config), *command])
+            assert result.exit_code == code, (metrics, command, result.stderr)
+            if code:
+                assert result.stderr.strip() == (
+                    f"Error: source.metrics: no document of {index_name}-metrics has the metric 'metirc_1'"
+                )
+
+
 def test_an_empty_source_is_named(es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path) -> None:
     config = tmp_path / "atlas.yml"
     config.write_text(f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {index_name}\nsource:\n  index: {index_name}-m\n")
