@@ -19,7 +19,7 @@ test_packages() {
   command -v chromium >/dev/null || echo chromium  # the report's render test
   command -v rrdtool >/dev/null || echo rrdtool  # `atlas ingest rrd` reads RRD files with it
   command -v collectd >/dev/null || echo collectd-core  # a real collectd feeds `atlas ingest collectd`
-  ldconfig -p 2>/dev/null | grep -q 'libyajl.so.2' || echo libyajl2  # collectd's write_http plugin needs yajl
+  { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep -q 'libyajl.so.2' || echo libyajl2  # write_http needs yajl
 }
 
 install_packages() {
