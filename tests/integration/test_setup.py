@@ -119,6 +119,17 @@ def test_run_after_a_new_percentile_without_setup_asks_for_setup(es_url: str, in
     )
 
 
+def simulated_source(es_url: str, index_name: str, tmp_path: Path) -> tuple[Path, str]:
+    """An atlas.yml (and its text) whose source index holds one simulated metric of 2 queries over 30 hours."""
+    config = tmp_path / "atlas.yml"
+    base = f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {index_name}\nsource:\n  index: {index_name}-metrics\n"
+    config.write_text(base)
+    simulate = ["simulate", "--scenario", "none", "--metrics", "1", "--queries", "2", "--nodes", "1", "--hours", "30"]
+    for command in (["setup"], simulate):
+        assert CliRunner().invoke(cli, ["--config", str(config), *command]).exit_code == 0
+    return config, base
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [("series_fields", "[hostname]"), ("value_field", "val"), ("metric_field", "name"), ("time_field", "ts")],
@@ -126,12 +137,7 @@ def test_run_after_a_new_percentile_without_setup_asks_for_setup(es_url: str, in
 def test_a_source_field_no_document_has_is_named(
     es_url: str, index_name: str, tmp_path: Path, key: str, value: str
 ) -> None:
-    config = tmp_path / "atlas.yml"
-    base = f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {index_name}\nsource:\n  index: {index_name}-metrics\n"
-    config.write_text(base)
-    simulate = ["simulate", "--scenario", "none", "--metrics", "1", "--queries", "2", "--nodes", "1", "--hours", "30"]
-    for command in (["setup"], simulate):
-        assert CliRunner().invoke(cli, ["--config", str(config), *command]).exit_code == 0
+    config, base = simulated_source(es_url, index_name, tmp_path)
     config.write_text(base + f"  {key}: {value}\n")
     result = CliRunner().invoke(cli, ["--config", str(config), "run", "--at", "2024-01-02T06:00:00Z"])
     assert result.exit_code == 2
@@ -142,12 +148,7 @@ def test_a_source_field_no_document_has_is_named(
 
 
 def test_a_configured_metric_no_document_has_is_named(es_url: str, index_name: str, tmp_path: Path) -> None:
-    config = tmp_path / "atlas.yml"
-    base = f"es:\n  urls: [{es_url}]\nresults:\n  prefix: {index_name}\nsource:\n  index: {index_name}-metrics\n"
-    config.write_text(base)
-    simulate = ["simulate", "--scenario", "none", "--metrics", "1", "--queries", "2", "--nodes", "1", "--hours", "30"]
-    for command in (["setup"], simulate):
-        assert CliRunner().invoke(cli, ["--config", str(config), *command]).exit_code == 0
+    config, base = simulated_source(es_url, index_name, tmp_path)
     for metrics, code in (("[metric_0]", 0), ("[metric_0, metirc_1]", 2)):
         config.write_text(base + f"  metrics: {metrics}\n")
         for command in (
