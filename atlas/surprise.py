@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from atlas import es_client, scan
 from atlas.clock import format_instant
@@ -12,14 +11,18 @@ from atlas.errors import DataError, EsQueryRejected
 from atlas.es_client import EsClient
 from atlas.queries import (
     MAX_SERIES,
-    SurpriseRequest,
     build_combined_request,
+    build_source_fields_request,
     build_source_summary,
     build_surprise_request,
-    source_query,
+    combined_values_left_out,
+    left_series_out,
+    read_metric_names,
+    read_source_fields,
+    read_window_surprise,
 )
 from atlas.records import SeriesSurprise, WindowSurprise
-from atlas.settings import Settings, SurpriseSettings
+from atlas.settings import Settings
 
 
 def resolve_metrics(client: EsClient, settings: Settings) -> list[str]:
@@ -29,8 +32,7 @@ def resolve_metrics(client: EsClient, settings: Settings) -> list[str]:
         return list(source.value_fields)
     if source.metrics:
         return list(source.metrics)
-    response = es_client.search(client, source.index, build_source_summary(source))
-    found = [str(b["key"]) for b in response.get("aggregations", {}).get("groups", {}).get("buckets", [])]
+    found = read_metric_names(es_client.search(client, source.index, build_source_summary(source)))
     if not found:
         raise DataError(f"no metrics found in {source.index} (field {source.metric_field}); index data first")
     return found
@@ -40,24 +42,7 @@ def check_source_fields(client: EsClient, settings: Settings) -> None:
     """Refuse a source whose documents lack a configured field (a typo in atlas.yml would otherwise give windows
     with nothing in them, and no word why): the time, series, metric and value fields must each be in some document."""
     source = settings.source
-    fields = [source.time_field, *source.series_fields]
-    fields += list(source.value_fields.values()) or [source.metric_field, source.value_field]
-    aggs: dict[str, Any] = {f"f{i}": {"filter": {"exists": {"field": name}}} for i, name in enumerate(fields)}
-    named = [] if source.value_fields else list(source.metrics)  # a misspelt metric would be watched in silence
-    aggs |= {f"m{i}": {"filter": {"term": {source.metric_field: m}}} for i, m in enumerate(named)}
-    body = {"size": 0, "track_total_hits": True, "query": source_query(source), "aggs": aggs}
-    answer = es_client.search(client, source.index, body)
-    total = answer.get("hits", {}).get("total", {}).get("value", 0)
-    if not total:
-        raise DataError(f"no documents in {source.index} (source.index); index data first")
-    for i, name in enumerate(fields):
-        if not answer.get("aggregations", {}).get(f"f{i}", {}).get("doc_count"):
-            raise DataError(
-                f"no document of {source.index} has the field {name!r}: check source.* in the configuration"
-            )
-    for i, metric in enumerate(named):
-        if not answer.get("aggregations", {}).get(f"m{i}", {}).get("doc_count"):
-            raise DataError(f"source.metrics: no document of {source.index} has the metric {metric!r}")
+    read_source_fields(es_client.search(client, source.index, build_source_fields_request(source)), source)
 
 
 def compute_window_surprise(
@@ -96,7 +81,7 @@ def compute_combined_surprise(
     (UTC), as one more WindowSurprise (metric `<field>:all`); none when no value has a surprise for every metric."""
     request = build_combined_request(settings, metrics, window_end, fused=es_client.has_moving_fn_shift(client))
     response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
-    if response.get("aggregations", {}).get("c", {}).get("series", {}).get("sum_other_doc_count", 0):
+    if combined_values_left_out(response):
         raise DataError(
             f"surprise.combine_by: more than {MAX_SERIES} values of {settings.surprise.combine_by} in the window"
             f" ending {format_instant(window_end)}"
@@ -117,8 +102,7 @@ def _whole_window(
         if not scan.is_too_many_buckets(exc):
             raise
         return _partitioned(client, settings, metrics, window_end)
-    aggs = response.get("aggregations", {})
-    if any(aggs.get(key, {}).get("series", {}).get("sum_other_doc_count", 0) for key in request.metric_keys.values()):
+    if left_series_out(response, request):
         return _partitioned(client, settings, metrics, window_end)
     return read_window_surprise(response, request, settings.surprise)
 
@@ -130,41 +114,3 @@ def _partitioned(
     it asks for: each metric's series in parts, the percentiles across them computed by atlas/scan.py."""
     found = (scan.compute_partitioned_window(client, settings, metric, window_end) for metric in metrics)
     return [r for r in found if r is not None]
-
-
-def read_window_surprise(
-    response: Mapping[str, Any], request: SurpriseRequest, surprise: SurpriseSettings
-) -> list[WindowSurprise]:
-    """The WindowSurprise of each metric in a (filter_path-trimmed) surprise response, in the request's order (one
-    that left series out, sum_other_doc_count, is computed in parts instead: _whole_window)."""
-    aggs = response.get("aggregations", {})
-    results = []
-    for metric, key in request.metric_keys.items():
-        agg = aggs.get(key, {})
-        count = int(agg.get("scored", {}).get("count", 0))
-        if count == 0:
-            continue
-        values = {float(p): v for p, v in agg.get("percentiles", {}).get("values", {}).items()}
-        top = tuple(
-            SeriesSurprise(series=str(b["key"]), surprise=float(b["window"]["value"]))
-            for b in agg.get("top", {}).get("buckets", [])
-            if b.get("window", {}).get("value") is not None
-        )
-        results.append(
-            WindowSurprise(
-                metric=metric,
-                window_start=request.window.start,
-                window_end=request.window.end,
-                percentiles={
-                    float(p): _as_float(values.get(float(p))) if surprise.reports_percentile(p, count) else None
-                    for p in surprise.percentiles
-                },
-                series_count=count,
-                top_series=top,
-            )
-        )
-    return results
-
-
-def _as_float(value: Any) -> float | None:
-    return None if value is None else float(value)

@@ -43,7 +43,7 @@ def to_json(value: Any) -> str:
 
 @cache
 def environment() -> jinja2.Environment:
-    """The one Jinja environment of atlas (StrictUndefined, no autoescape, the `json` filter)."""
+    """The one Jinja environment of atlas (StrictUndefined, no autoescape, the `json` and `painless` filters)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in template_dirs()]),
         undefined=jinja2.StrictUndefined,
@@ -51,7 +51,14 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["json"] = to_json
+    env.filters["painless"] = painless_line
     return env
+
+
+def painless_line(text: str) -> str:
+    """The `painless` filter: a script written one statement group a line, as the one line Elasticsearch gets (the
+    lines stripped and joined with single spaces)."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def declared_variables(name: str) -> set[str]:

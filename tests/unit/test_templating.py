@@ -33,8 +33,8 @@ def test_source_summary_renders_the_configured_fields() -> None:
 
 
 def test_missing_variable_names_it() -> None:
-    with pytest.raises(TemplateError, match="'series_field' is undefined"):
-        render_json("source_summary.json.j2", time_field="t", group_field="g", max_groups=1, query={})
+    with pytest.raises(TemplateError, match="'src' is undefined"):
+        render_json("source_summary.json.j2", max_groups=1)
 
 
 @pytest.mark.parametrize("value", [math.nan, np.float64(1.5), np.int64(3)], ids=["nan", "numpy-float", "numpy-int"])
