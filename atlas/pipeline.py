@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from atlas import es_client, evaluate, grouping, indices, results, scan, state
+from atlas import es_client, evaluate, grouping, indices, results, state
 from atlas.clock import aligned_instants, floor_instant, format_instant, now_utc, parse_instant
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
@@ -21,11 +21,14 @@ from atlas.queries import combined_metric_name
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
 from atlas.surprise import (
+    WindowComputer,
     check_source_fields,
     compute_combined_surprise,
     compute_top_series,
     compute_window_surprise,
+    plan_requests,
     resolve_metrics,
+    scanning_computer,
 )
 from atlas.threshold import group_events, select_anomalies, threshold_points
 
@@ -185,7 +188,7 @@ def _process(
     one_scan: bool = False,
 ) -> tuple[RunResult, state.Lease | None]:
     """Compute, write and threshold `ends` chunk by chunk; with a lease, record each chunk as done (if `record`).
-    `one_scan` (backfill) computes many windows per scan of the source (atlas/scan.py), else one request per window.
+    `one_scan` (backfill) computes many windows per scan of the source (atlas/surprise/), else one request per window.
 
     If the run fails, the lease stays until it expires or its process is seen dead; the next run redoes the chunk.
     """
@@ -197,8 +200,8 @@ def _process(
     written = 0
     anomalies: dict[tuple[str, float, datetime], Anomaly] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        compute: scan.WindowComputer = (
-            scan.scanning_computer(client, settings, metrics, ends)
+        compute: WindowComputer = (
+            scanning_computer(client, settings, metrics, ends)
             if one_scan
             else functools.partial(window_by_window, client, settings, metrics, pool)
         )
@@ -257,7 +260,7 @@ def window_by_window(
     client: EsClient, settings: Settings, metrics: Sequence[str], pool: ThreadPoolExecutor, chunk: Sequence[datetime]
 ) -> list[WindowSurprise]:
     """One request per window of `chunk`, `pool`'s workers at a time; the series are counted once for the chunk."""
-    plan = scan.plan_requests(client, settings, metrics, chunk)
+    plan = plan_requests(client, settings, metrics, chunk)
     found = pool.map(lambda t: compute_window_surprise(client, settings, metrics, t, plan), chunk)
     return [r for rs in found for r in rs]
 

@@ -352,7 +352,7 @@ def build_scan_request(
 ) -> ScanRequest:
     """The one-scan request of one metric's series `keys` for every window ending in [first_end, last_end] (UTC):
     the per-window request's x(q, t) and s(q, t) at every bucket of the whole range, empty ones too, so that a
-    bucket's position tells its time. What windows make of them is computed by atlas/scan.py."""
+    bucket's position tells its time. What windows make of them is computed by atlas/surprise/scan.py."""
     surprise = settings.surprise
     fetch_start = window_range(surprise, first_end).fetch_start
     interval_ms = surprise.interval // timedelta(milliseconds=1)

@@ -26,8 +26,8 @@ import pandas as pd
 from atlas import evaluate, simulate
 from atlas.records import Anomaly, TruthInterval
 from atlas.reference import reference_window
-from atlas.scan import exact_percentile
 from atlas.settings import Settings, SurpriseSettings, load_settings
+from atlas.surprise import exact_percentile
 from atlas.threshold import select_anomalies
 
 FloatArray = npt.NDArray[np.float64]

@@ -39,14 +39,21 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas import es_client, indices, pipeline, scan, simulate  # noqa: E402
+from atlas import es_client, indices, pipeline, simulate  # noqa: E402
 from atlas.distributions import DISTRIBUTIONS  # noqa: E402
 from atlas.embedded import default_home, start_cluster, stop_cluster  # noqa: E402
 from atlas.ingest import csv_file, load  # noqa: E402
 from atlas.queries import build_surprise_request  # noqa: E402
 from atlas.records import WindowSurprise  # noqa: E402
 from atlas.settings import Settings, load_settings  # noqa: E402
-from atlas.surprise import compute_window_surprise  # noqa: E402
+from atlas.surprise import (  # noqa: E402
+    DEFAULT_BUDGET,
+    compute_window_surprise,
+    exact_percentile,
+    plan_requests,
+    scan_surprise,
+    window_buckets_per_series,
+)
 from tests.memory import run_measured  # noqa: E402
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -183,7 +190,7 @@ def peer_window(settings: Settings, response: dict[str, Any], metrics: Sequence[
         frame["s"] = (frame["x"] - previous).abs()
         scored = frame[(frame["t"] >= start_ms) & frame["s"].notna()]
         windows = np.sort(scored.groupby("series")["s"].max().to_numpy())
-        found.extend(scan.exact_percentile(windows, float(p)) for p in s.percentiles)
+        found.extend(exact_percentile(windows, float(p)) for p in s.percentiles)
     return found
 
 
@@ -203,7 +210,7 @@ def bench_backfill(
     index = settings.source.index
 
     def one_scan() -> list[WindowSurprise]:
-        return scan.scan_surprise(client, settings, metrics, ends)
+        return scan_surprise(client, settings, metrics, ends)
 
     first, got = cold(client, index, one_scan)
     sample = ends if loop_windows is None else ends[:: max(1, len(ends) // loop_windows)][:loop_windows]
@@ -247,7 +254,7 @@ def bench_hourly(url: str, settings: Settings, metrics: list[str], ends: list[da
     atlas_t = bare_t = peer_t = 0.0
     equal = True
     # the bare aggregation and the peer ask for the metrics in the batches atlas asks for them (whole requests only)
-    batches = scan.plan_requests(client, settings, metrics, ends).batches
+    batches = plan_requests(client, settings, metrics, ends).batches
     for end in ends:
         a, got = cold(client, index, compute_window_surprise, client, settings, metrics, end)
         numbers: list[float] = []
@@ -302,7 +309,7 @@ def bench_series(url: str, scale: Scale, repeats: int) -> None:
         seconds = statistics.median(
             cold(client, index, compute_window_surprise, client, settings, ["metric_0"], end)[0] for _ in range(repeats)
         )
-        if n * scan.window_buckets_per_series(settings) * 1.05 <= scan.BUCKET_BUDGET:  # one request: peer possible
+        if n * window_buckets_per_series(settings) * 1.05 <= DEFAULT_BUDGET.buckets:  # one request: peer possible
             bench_hourly(url, settings, ["metric_0"], [end] * 4, n)
         per_series.append((n, seconds))
         rows.append(
@@ -433,13 +440,13 @@ def bench_cluster(
             client, three.source, three.source.index, simulate.simulate_documents(spec), extra_keywords=["node"]
         )
         single = es_client.connect(settings.es)
-        got = scan.scan_surprise(client, three, metrics, ends)  # the warm-ups, and the results compared
-        want = scan.scan_surprise(single, settings, metrics, ends)
+        got = scan_surprise(client, three, metrics, ends)  # the warm-ups, and the results compared
+        want = scan_surprise(single, settings, metrics, ends)
         seconds: dict[str, list[float]] = {"three": [], "one": []}
         index = settings.source.index
         for _ in range(repeats):
-            seconds["three"].append(cold(client, index, lambda: scan.scan_surprise(client, three, metrics, ends))[0])
-            seconds["one"].append(cold(single, index, lambda: scan.scan_surprise(single, settings, metrics, ends))[0])
+            seconds["three"].append(cold(client, index, lambda: scan_surprise(client, three, metrics, ends))[0])
+            seconds["one"].append(cold(single, index, lambda: scan_surprise(single, settings, metrics, ends))[0])
         report(
             "3 nodes (3 shards, 1 replica) / 1 node, one-scan backfill",
             statistics.median(seconds["three"]),

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from elasticsearch import Elasticsearch
 
-from atlas import es_client, pipeline, results, scan
+from atlas import es_client, pipeline, results
 from atlas.errors import EsQueryRejected
 from atlas.indices import setup_indices
 from atlas.ingest import load
@@ -23,7 +23,17 @@ from atlas.queries import build_surprise_request
 from atlas.records import WindowSurprise
 from atlas.reference import reference_window
 from atlas.settings import Settings, load_settings
-from atlas.surprise import compute_window_surprise
+from atlas.surprise import (
+    Budget,
+    RequestPlan,
+    compute_window_surprise,
+    plan_requests,
+    scan_surprise,
+    window_buckets_per_series,
+)
+from atlas.surprise import scan as one_scan
+from atlas.surprise.plan import split_keys
+from atlas.surprise.series import series_window_values
 from tests.parity import with_top_series
 
 pytestmark = pytest.mark.integration
@@ -33,6 +43,8 @@ HOURS = 90
 SERIES = 9
 # From windows whose warm-up starts before the data to the last complete hour (window 12 h, baseline 6 buckets).
 ENDS = [START + timedelta(hours=h) for h in range(4, HOURS + 1)]
+# So small that every metric takes several partitions and several blocks of windows.
+SMALL_BUDGET = Budget(buckets=140, values=9 * 30)
 
 
 def _rows() -> list[tuple[str, str, int, int, float]]:
@@ -119,31 +131,33 @@ class Requests:
 
     sizes: list[tuple[int, int]] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
-    enable: Callable[[], None] = lambda: None  # makes the budgets small (after the per-window answers are in)
+    enable: Callable[[], None] = lambda: None  # records the requests (after the per-window answers are in)
 
 
 @pytest.fixture
 def small_requests(monkeypatch: pytest.MonkeyPatch) -> Requests:
-    """Budgets so small that every metric takes several partitions and several blocks of windows."""
+    """The one-scan's partitions and the series it asks the per-window request for, recorded."""
     seen = Requests()
-    split, ask = scan.split_keys, scan.series_window_values
 
-    def recording_split(keys: Sequence[str], buckets_per_series: int) -> list[Sequence[str]]:
-        parts = split(keys, buckets_per_series)
+    def recording_split(keys: Sequence[str], buckets_per_series: int, budget: Budget) -> list[Sequence[str]]:
+        parts = split_keys(keys, buckets_per_series, budget)
         seen.sizes.extend((len(p), buckets_per_series) for p in parts)
         return parts
 
     def recording_ask(
-        client: es_client.EsClient, settings: Settings, metric: str, end: datetime, keys: Sequence[str]
+        client: es_client.EsClient,
+        settings: Settings,
+        metric: str,
+        end: datetime,
+        keys: Sequence[str],
+        budget: Budget,
     ) -> dict[str, float]:
         seen.asked.extend(f"{metric}/{k}" for k in keys)
-        return ask(client, settings, metric, end, keys)
+        return series_window_values(client, settings, metric, end, keys, budget)
 
     def enable() -> None:
-        monkeypatch.setattr(scan, "BUCKET_BUDGET", 140)
-        monkeypatch.setattr(scan, "VALUES_BUDGET", 9 * 30)
-        monkeypatch.setattr(scan, "split_keys", recording_split)
-        monkeypatch.setattr(scan, "series_window_values", recording_ask)
+        monkeypatch.setattr(one_scan, "split_keys", recording_split)
+        monkeypatch.setattr(one_scan, "series_window_values", recording_ask)
 
     seen.enable = enable
     return seen
@@ -181,10 +195,10 @@ def test_one_scan_equals_the_per_window_requests(
     per_window = (r for end in ENDS for r in compute_window_surprise(client, settings, metrics, end))
     want = [with_top_series(client, settings, r) for r in per_window]
     small_requests.enable()
-    got = scan.scan_surprise(client, settings, metrics, ENDS)
+    got = scan_surprise(client, settings, metrics, ENDS, SMALL_BUDGET)
     assert_same(got, want)
     # The scan's partitions (more buckets per series than one window's request: a block of window ends).
-    sizes = [n for n, buckets in small_requests.sizes if buckets > scan.window_buckets_per_series(settings)]
+    sizes = [n for n, buckets in small_requests.sizes if buckets > window_buckets_per_series(settings)]
     asked = set(small_requests.asked)
     assert max(sizes) < SERIES * len(case.series_fields) and len(sizes) > 2 * len(metrics)  # several partitions each
     # Gaps within a baseline's reach were asked again; series without gaps never were.
@@ -195,20 +209,17 @@ def test_one_scan_equals_the_per_window_requests(
     assert any(r.series_count < SERIES for r in want if r.metric == "gaps")  # gaps reached the results
 
 
-def test_metrics_that_fit_one_request_each_but_not_together_go_in_several(
-    source_index: str, es_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_metrics_that_fit_one_request_each_but_not_together_go_in_several(source_index: str, es_url: str) -> None:
     """Each metric's 9 series x 18 buckets fits the budget, two together do not: one request per metric, with the
     same results as one request for all (under the default budget)."""
     settings = settings_for(es_url, source_index, Case("max", "none"))
     client = es_client.connect(settings.es)
     metrics = ["steady", "gaps", "sparse", "late", "flat"]
     ends = ENDS[-20::5]
-    together = scan.plan_requests(client, settings, metrics, ends)
+    together = plan_requests(client, settings, metrics, ends)
     assert (together.batches, together.parted) == ((tuple(metrics),), ())
     want = [r for end in ends for r in compute_window_surprise(client, settings, metrics, end, together)]
-    monkeypatch.setattr(scan, "BUCKET_BUDGET", 250)
-    apart = scan.plan_requests(client, settings, metrics, ends)
+    apart = plan_requests(client, settings, metrics, ends, Budget(buckets=250))
     assert len(apart.batches) >= 3 and not apart.parted
     assert all(sum(apart.caps[m] for m in batch) * 18 <= 250 for batch in apart.batches)
     got = [r for end in ends for r in compute_window_surprise(client, settings, metrics, end, apart)]
@@ -223,9 +234,9 @@ def test_a_metric_with_more_series_than_counted_is_asked_in_parts(source_index: 
     client = es_client.connect(settings.es)
     metrics = ["steady", "gaps"]
     end = ENDS[-1]
-    plan = scan.plan_requests(client, settings, metrics, [end])
+    plan = plan_requests(client, settings, metrics, [end])
     want = compute_window_surprise(client, settings, metrics, end, plan)
-    capped = scan.RequestPlan(plan.batches, plan.parted, dict.fromkeys(metrics, 2))
+    capped = RequestPlan(plan.batches, plan.parted, dict.fromkeys(metrics, 2))
     got = compute_window_surprise(client, settings, metrics, end, capped)
     assert all(r.top_series for r in got)  # the parts' answer: every series' S, hence the top series too
     assert_same([dataclasses.replace(r, top_series=()) for r in got], want)

@@ -1,48 +1,27 @@
-"""Ask Elasticsearch for one window's percentile surprise per metric and read the answer into WindowSurprise records."""
+"""The per-window form: one window's percentile surprise of every metric, in the requests its plan says (whole
+metrics together, or a metric in parts of its series), its top series, and the combined score."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from atlas import es_client, scan
+from atlas import es_client
 from atlas.clock import format_instant
 from atlas.errors import DataError, EsQueryRejected
 from atlas.es_client import EsClient
 from atlas.queries import (
     MAX_SERIES,
     build_combined_request,
-    build_source_fields_request,
-    build_source_summary,
     build_surprise_request,
     combined_values_left_out,
     left_series_out,
-    read_metric_names,
-    read_source_fields,
     read_window_surprise,
 )
 from atlas.records import SeriesSurprise, WindowSurprise
 from atlas.settings import Settings
-
-
-def resolve_metrics(client: EsClient, settings: Settings) -> list[str]:
-    """The metrics to watch: as configured, the wide-form value fields' metrics, or every metric in the index."""
-    source = settings.source
-    if source.value_fields:
-        return list(source.value_fields)
-    if source.metrics:
-        return list(source.metrics)
-    found = read_metric_names(es_client.search(client, source.index, build_source_summary(source)))
-    if not found:
-        raise DataError(f"no metrics found in {source.index} (field {source.metric_field}); index data first")
-    return found
-
-
-def check_source_fields(client: EsClient, settings: Settings) -> None:
-    """Refuse a source whose documents lack a configured field (a typo in atlas.yml would otherwise give windows
-    with nothing in them, and no word why): the time, series, metric and value fields must each be in some document."""
-    source = settings.source
-    read_source_fields(es_client.search(client, source.index, build_source_fields_request(source)), source)
+from atlas.surprise.plan import DEFAULT_BUDGET, Budget, RequestPlan, is_too_many_buckets, plan_requests
+from atlas.surprise.series import compute_partitioned_window
 
 
 def compute_window_surprise(
@@ -50,27 +29,29 @@ def compute_window_surprise(
     settings: Settings,
     metrics: Sequence[str],
     window_end: datetime,
-    plan: scan.RequestPlan | None = None,
+    plan: RequestPlan | None = None,
 ) -> list[WindowSurprise]:
     """The surprise of every metric for the window ending at `window_end` (UTC); metrics without a scored series
-    are left out. `plan`: which metrics go together and which in parts, as scan.plan_requests made it for windows
+    are left out. `plan`: which metrics go together and which in parts, as plan_requests made it for windows
     including this one (a run counts the series once for all its windows); made here for this window when None."""
     if plan is None:
-        plan = scan.plan_requests(client, settings, metrics, [window_end])
-    found = [r for batch in plan.batches for r in _whole_window(client, settings, batch, window_end, plan.caps)]
+        plan = plan_requests(client, settings, metrics, [window_end])
+    found = [
+        r for batch in plan.batches for r in _whole_window(client, settings, batch, window_end, plan.caps, plan.budget)
+    ]
     if plan.parted:
-        found += _partitioned(client, settings, plan.parted, window_end)
+        found += _partitioned(client, settings, plan.parted, window_end, plan.budget)
     order = {m: i for i, m in enumerate(metrics)}
     return sorted(found, key=lambda r: order[r.metric])
 
 
 def compute_top_series(
-    client: EsClient, settings: Settings, metric: str, window_end: datetime
+    client: EsClient, settings: Settings, metric: str, window_end: datetime, budget: Budget = DEFAULT_BUDGET
 ) -> tuple[SeriesSurprise, ...]:
     """The most surprising series of one metric in the window ending at `window_end` (UTC), from every series'
     window surprise asked in parts: the per-window request answers the percentiles only, and only an anomaly needs
     its top series (asking for them in it would compute every series twice)."""
-    found = scan.compute_partitioned_window(client, settings, metric, window_end)
+    found = compute_partitioned_window(client, settings, metric, window_end, budget)
     return found.top_series if found is not None else ()
 
 
@@ -90,7 +71,12 @@ def compute_combined_surprise(
 
 
 def _whole_window(
-    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime, caps: Mapping[str, int]
+    client: EsClient,
+    settings: Settings,
+    metrics: Sequence[str],
+    window_end: datetime,
+    caps: Mapping[str, int],
+    budget: Budget,
 ) -> list[WindowSurprise]:
     """The metrics' surprise in one request; in parts after all when the cluster refuses it for its buckets or a
     metric has more series than the request asks for."""
@@ -99,18 +85,19 @@ def _whole_window(
     try:
         response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     except EsQueryRejected as exc:
-        if not scan.is_too_many_buckets(exc):
+        if not is_too_many_buckets(exc):
             raise
-        return _partitioned(client, settings, metrics, window_end)
+        return _partitioned(client, settings, metrics, window_end, budget)
     if left_series_out(response, request):
-        return _partitioned(client, settings, metrics, window_end)
+        return _partitioned(client, settings, metrics, window_end, budget)
     return read_window_surprise(response, request, settings.surprise)
 
 
 def _partitioned(
-    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime
+    client: EsClient, settings: Settings, metrics: Sequence[str], window_end: datetime, budget: Budget
 ) -> list[WindowSurprise]:
     """Metrics whose series need more buckets than one request may hold (search.max_buckets) or more series than
-    it asks for: each metric's series in parts, the percentiles across them computed by atlas/scan.py."""
-    found = (scan.compute_partitioned_window(client, settings, metric, window_end) for metric in metrics)
+    it asks for: each metric's series in parts, the percentiles across them computed as percentiles_bucket does
+    (series.py, summary.py)."""
+    found = (compute_partitioned_window(client, settings, metric, window_end, budget) for metric in metrics)
     return [r for r in found if r is not None]
