@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from atlas.cli import cli
+from atlas.templating import environment, template_dirs
 
 
 def test_query_prints_the_rendered_request() -> None:
@@ -64,3 +67,23 @@ def test_query_with_a_scale_window_prints_the_std_over_its_own_window(tmp_path: 
     hours = body["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"]
     assert (hours["baseline"]["moving_fn"]["window"], hours["baseline_std"]["moving_fn"]["window"]) == (24, 288)
     assert body["query"]["bool"]["filter"][0]["range"]["@timestamp"]["gte"] == "2024-01-08T23:55:00Z"
+
+
+def test_a_changed_template_changes_the_printed_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """queries/ is the request: a formula edited in parts.j2 is what `atlas query` prints, nothing added after."""
+    queries = tmp_path / "queries"
+    shutil.copytree(template_dirs()[0], queries)
+    parts = queries / "parts.j2"
+    relative = "return Math.abs(x - b) / Math.abs(b);"
+    assert relative in parts.read_text()
+    parts.write_text(parts.read_text().replace(relative, "return (x - b) / Math.abs(b);"))
+    monkeypatch.setattr("atlas.templating.template_dirs", lambda: [queries])
+    environment.cache_clear()
+    try:
+        args = ["--es-url", "http://127.0.0.1:1", "query", "--metric", "cpu", "--at", "2024-01-10T00:00:00Z"]
+        result = CliRunner().invoke(cli, args)
+    finally:
+        environment.cache_clear()
+    assert result.exit_code == 0, result.stderr
+    hours = json.loads(result.stdout)["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"]
+    assert hours["surprise"]["moving_fn"]["script"].endswith("return (x - b) / Math.abs(b);")
