@@ -521,10 +521,28 @@ def _adapt_aggregations(node: Any) -> Any:
     return node
 
 
+def index_setting(client: EsClient, index: str, name: str) -> str | None:
+    """One setting of one concrete index as set on it (flat name, e.g. `index.refresh_interval`), None when unset."""
+    with translated_errors(client, f"reading the settings of {index}"):
+        answer = client.raw.indices.get_settings(index=index, name=name, flat_settings=True)
+    value = answer.get(index, {}).get("settings", {}).get(name)
+    return None if value is None else str(value)
+
+
+def put_index_settings(client: EsClient, index: str, settings: Mapping[str, Any]) -> None:
+    """Change dynamic settings of an index (flat names; None resets one to its default)."""
+    with translated_errors(client, f"changing the settings of {index}"):
+        client.raw.indices.put_settings(index=index, body=dict(settings))
+
+
 def refresh(client: EsClient, index: str) -> None:
     """Make everything indexed so far searchable."""
     with translated_errors(client, f"refreshing {index}"):
         client.raw.indices.refresh(index=index)
+
+
+BULK_BYTES = 5 * 1024 * 1024  # of one bulk request at most (Elastic advises a few MB to a few tens of MB)
+FIRST_BULK_BYTES = 256 * 1024  # of each stream's first request: about 2,000 imported samples
 
 
 def bulk_index(
@@ -533,7 +551,7 @@ def bulk_index(
     docs: Iterable[Mapping[str, Any]],
     *,
     progress: Callable[[int], None] | None = None,
-    chunk_size: int = 2000,
+    chunk_bytes: int = BULK_BYTES,
     threads: int = 2,
     route: Callable[[Mapping[str, Any]], int] | None = None,
 ) -> BulkResult:
@@ -544,7 +562,11 @@ def bulk_index(
     (here, or by its maker as JSON text), and the answers carry only the errors (the client's bulk helper parses a
     result per document), which keeps the work per document small.
 
-    `progress` is called with the number of documents acknowledged since its previous call.
+    Requests are cut by size, not by count: each stream's first one holds about FIRST_BULK_BYTES of lines, and each
+    next one twice the previous, up to `chunk_bytes` (a mapping error or an unreachable node shows within the first
+    few thousand documents, and the progress bar moves from the start; then few large requests, which is what
+    Elasticsearch indexes fastest). `progress` is called with the number of documents acknowledged since its previous
+    call.
     """
     what = f"bulk indexing into {index}"
     head = f'{{"index":{{"_index":{json.dumps(index)}' + (',"_type":"_doc"' if client.version[0] == 6 else "")
@@ -566,6 +588,8 @@ def bulk_index(
 
     streams = [ThreadPoolExecutor(max_workers=1) for _ in range(threads)]
     chunks: list[list[str]] = [[] for _ in streams]
+    sizes = [0 for _ in streams]  # characters of each stream's pending lines (bytes, for ASCII)
+    limits = [min(FIRST_BULK_BYTES, chunk_bytes) for _ in streams]
     in_flight: list[deque[Future[int]]] = [deque() for _ in streams]
     indexed = turn = 0
 
@@ -580,14 +604,16 @@ def bulk_index(
     def submit(k: int) -> None:
         collect(k, 1)  # at most two requests of a stream queued or in flight
         in_flight[k].append(streams[k].submit(send, chunks[k]))
-        chunks[k] = []
+        chunks[k], sizes[k], limits[k] = [], 0, min(2 * limits[k], chunk_bytes)
 
     started = time.monotonic()
     try:
         for doc in docs:
             k = route(doc) if route is not None else turn
-            chunks[k].append(line(doc))
-            if len(chunks[k]) == chunk_size:
+            text = line(doc)
+            chunks[k].append(text)
+            sizes[k] += len(text)
+            if sizes[k] >= limits[k]:
                 submit(k)
                 turn = (turn + 1) % threads
         for k, chunk in enumerate(chunks):

@@ -9,12 +9,13 @@ import logging
 import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from atlas import es_client, indices, queries
-from atlas.errors import ConfigError, DataError
+from atlas.errors import AtlasError, ConfigError, DataError
 from atlas.es_client import EsClient
 from atlas.ingest.csv_file import MetricSample, format_timestamp
 from atlas.settings import SourceSettings
@@ -173,12 +174,15 @@ def import_samples(
 
     def counted(n: int) -> None:
         nonlocal acknowledged
+        if created and not acknowledged and n:  # the first documents searchable at once: the import shows its start
+            es_client.refresh(client, index)
         acknowledged += n
         if progress is not None:
             progress(n)
 
     try:
-        report = load_documents(client, source, index, docs, progress=counted, threads=IMPORT_STREAMS, by_id=True)
+        with _refresh_paused(client, index, created):
+            report = load_documents(client, source, index, docs, progress=counted, threads=IMPORT_STREAMS, by_id=True)
     except DataError as exc:  # a file changed under the import: its message says what may be indexed; name where
         raise DataError(f"{exc} (index {index})") from exc
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the requests in flight finish, nothing more is sent
@@ -189,6 +193,32 @@ def import_samples(
         raise
     gained = _count_documents(client, index) - before
     return ImportReport(load=report, rows=report.indexed, gained=gained, skipped=checked.skipped)
+
+
+@contextmanager
+def _refresh_paused(client: EsClient, index: str, created: bool) -> Iterator[None]:
+    """No periodic refresh of an index this import created while it is filled (fewer, larger segments: less work
+    for the node), its refresh_interval given back at the end, also on an error or Ctrl-C. An index that was there
+    before is left as its owner set it. The import refreshes after its first bulk answer (in a created index) and at
+    its end."""
+    if not created:
+        yield
+        return
+    name = "index.refresh_interval"
+    previous = es_client.index_setting(client, index, name)  # an index template may have set one
+    es_client.put_index_settings(client, index, {name: "-1"})
+    try:
+        yield
+    except BaseException:
+        try:
+            es_client.put_index_settings(client, index, {name: previous})
+        except AtlasError as exc:  # the import's own error matters more; say how to finish by hand
+            log.warning(
+                "%s: its %s is still -1 (%s); set it back with PUT /%s/_settings {\"%s\": %s}",
+                index, name, exc, index, name, json.dumps(previous),
+            )  # fmt: skip
+        raise
+    es_client.put_index_settings(client, index, {name: previous})
 
 
 def _count_documents(client: EsClient, index: str) -> int:
