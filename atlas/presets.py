@@ -19,6 +19,7 @@ HOST_SCALE = timedelta(days=1)  # a day's spread says how far each column normal
 HOST_PERCENTILE = 95.0  # a host's disruption moves a few of its columns, not most of them
 HOST_MIN_SURPRISE = 8.0  # the P95 of the columns' z-scores must also pass 8 standard deviations
 HOST_SIGMAS = 3.0  # with the floor doing most of the work, the moving threshold only has to keep a busy host quiet
+HOST_RECOVERY = 3.0  # an event, once open, lasts while the P95 stays at or above 3 standard deviations
 HOST_REALERT = timedelta(hours=1)
 
 
@@ -47,6 +48,7 @@ def preset_overrides(preset: Preset, interval: timedelta | None) -> Mapping[str,
         "threshold.sigmas": HOST_SIGMAS,
         "threshold.levels": [HOST_SIGMAS, 2 * HOST_SIGMAS, 3 * HOST_SIGMAS],
         "threshold.min_value": HOST_MIN_SURPRISE,
+        "threshold.recovery": HOST_RECOVERY,
         "threshold.min_duration": every,
         "grouping.field": None,
         "grouping.min_durations": [every, every, every],

@@ -199,6 +199,11 @@ class ThresholdSettings:
         "absolute floor: a point is anomalous only above max(mean + sigmas * std, min_value); 0 = no floor",
         bounds=Bounds(0, 1_000_000),
     )
+    recovery: float = setting(
+        0.0,
+        "an anomaly event stays open while each next point is at or above this value (hysteresis); 0 = off",
+        bounds=Bounds(0, 1_000_000),
+    )
     levels: tuple[float, ...] = setting([6.0, 8.0, 10.0], "sigmas for severity low, medium, high", bounds=_SIGMAS)
     min_duration: timedelta = setting(timedelta(hours=1), "shortest anomaly event reported")
 

@@ -44,7 +44,10 @@ def threshold_points(values: pd.Series[float], settings: ThresholdSettings) -> l
     The threshold history of point k is taken from the `settings.lookback` points before it by position (the point
     itself excluded, missing points skipped): the last `settings.window` of them that are not anomalous themselves,
     deciding each in time order by the same rule, within those points only; where fewer than `window` are not
-    anomalous (a new normal), the last `window` present points. With lookback == window this is the plain rule:
+    anomalous (a new normal), the last `window` present points. With `settings.recovery` above 0 a point below the
+    threshold is still anomalous when the present point before it is and its value is at least `recovery`
+    (hysteresis: an open event lasts while the value stays up); that point is decided within the same `lookback`
+    points, by the same rule. With lookback == window this is the plain rule:
     the previous `window` points, all present. The threshold is `combined_threshold`: the moving one, raised to
     `settings.min_value` when that is above 0. Without `window` present points the point has no threshold and is
     never anomalous; charts show it without mean, std or threshold. Mean and population std are summed left to
@@ -64,7 +67,8 @@ def select_anomalies(
 ) -> list[Anomaly]:
     """The anomalous points of one metric's percentile series `values` (window ends `step` apart, UTC), in time order.
 
-    Points are anomalous when strictly above max(mean + sigmas * std, min_value) (no floor when min_value is 0);
+    Points are anomalous when strictly above max(mean + sigmas * std, min_value) (no floor when min_value is 0), or
+    at or above `recovery` right after an anomalous point (threshold_points says how);
     runs of consecutive anomalous points shorter than `settings.min_duration` (a run of n points lasts n * step)
     are dropped with all their points.
     `top_series` maps a window end to its most surprising series.
@@ -115,7 +119,7 @@ def _score_series(
     ends = _window_ends(values, step)
     numbers = [float(v) for v in values.to_numpy(dtype=float)]
     return [
-        _score_point(end, numbers[k], _history_stats(numbers[max(0, k - settings.lookback) : k], settings), settings)
+        _score_point(end, numbers[k], *_history(numbers[max(0, k - settings.lookback) : k], settings), settings)
         for k, end in enumerate(ends)
     ]
 
@@ -132,16 +136,25 @@ def _window_ends(values: pd.Series[float], step: timedelta | None) -> list[datet
     return ends
 
 
-def _history_stats(previous: list[float], settings: ThresholdSettings) -> tuple[float, float] | None:
-    """Mean and std of the threshold history of the point after `previous` (oldest first, NaN = missing), or None."""
+def _history(previous: list[float], settings: ThresholdSettings) -> tuple[tuple[float, float] | None, bool]:
+    """Mean and std of the threshold history of the point after `previous` (oldest first, NaN = missing), or None;
+    and whether the last present point of `previous` is anomalous (an event open for `recovery` to continue)."""
     # With lookback == window a missing point leaves fewer than `window` present ones: no threshold (the plain rule).
     present = [v for v in previous if math.isfinite(v)]
-    w, unflagged = settings.window, list[float]()
+    w, unflagged, is_open = settings.window, list[float](), False
     for j, v in enumerate(present):
         stats = _stats_before(present, unflagged, j, w)
-        if stats is None or not v > combined_threshold(stats[0], stats[1], settings.sigmas, settings.min_value):
+        is_open = stats is not None and _is_anomalous(v, stats, is_open, settings)
+        if not is_open:
             unflagged.append(v)
-    return _stats_before(present, unflagged, len(present), w)
+    return _stats_before(present, unflagged, len(present), w), is_open
+
+
+def _is_anomalous(value: float, stats: tuple[float, float], is_open: bool, settings: ThresholdSettings) -> bool:
+    """Above the combined threshold, or continuing an open event at or above `recovery` (when that is above 0)."""
+    if value > combined_threshold(stats[0], stats[1], settings.sigmas, settings.min_value):
+        return True
+    return is_open and 0 < settings.recovery <= value
 
 
 def _stats_before(present: list[float], unflagged: list[float], j: int, w: int) -> tuple[float, float] | None:
@@ -151,14 +164,15 @@ def _stats_before(present: list[float], unflagged: list[float], j: int, w: int) 
 
 
 def _score_point(
-    end: datetime, value: float, stats: tuple[float, float] | None, settings: ThresholdSettings
+    end: datetime, value: float, stats: tuple[float, float] | None, is_open: bool, settings: ThresholdSettings
 ) -> ThresholdPoint:
     present = value if math.isfinite(value) else None
     if stats is None:
         return ThresholdPoint(end, present, None, None, None, False, None, None)
     mean, std = stats
     threshold = combined_threshold(mean, std, settings.sigmas, settings.min_value)
-    is_anomalous = present is not None and present > threshold  # strictly: Timelion's "show if greater"
+    # Strictly above: Timelion's "show if greater".
+    is_anomalous = present is not None and _is_anomalous(present, stats, is_open, settings)
     # A flat history (std 0) makes any rise anomalous; its distance in sigmas is infinite, stored as None.
     sigmas = (present - mean) / std if present is not None and std > 0 else None
     severity = _severity(value, mean, std, settings) if is_anomalous else None

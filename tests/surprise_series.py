@@ -101,6 +101,31 @@ def floor_series() -> dict[Key, np.ndarray]:
     return {**sample_series(), ("disk", 90.0): disk}
 
 
+# With FLOOR: a recovery level the noise of the sample series (around 10) seldom reaches, which the tail after the
+# net series' spike stays above.
+RECOVERY = 12.0
+
+
+def recovery_series() -> dict[Key, np.ndarray]:
+    """The floor series and net p90: quiet around 1, a spike to 20 (above the floor) followed by 14, 13 and 12.5
+    (below the floor, at or above RECOVERY: the event stays open), then quiet; later a spike to 20 followed by 11.9
+    (below RECOVERY: the event ends with the spike)."""
+    net = 1 + np.random.default_rng(6).normal(0, 0.05, HOURS)
+    net[36:40] = [20.0, 14.0, 13.0, 12.5]
+    net[55:57] = [20.0, 11.9]
+    return {**floor_series(), ("net", 90.0): net}
+
+
+def assert_recovery_matters(values: dict[Key, np.ndarray], settings: ThresholdSettings) -> None:
+    """`settings.recovery` keeps at least the three points after net's first spike flagged, which the same settings
+    without it leave unflagged, and not the point after its second spike."""
+    held = flagged_by_python(values, settings)
+    plain = flagged_by_python(values, dataclasses.replace(settings, recovery=0.0))
+    added = {(key, t) for t in held for key in held[t] - plain[t]}
+    assert {(("net", 90.0), START + timedelta(hours=h)) for h in (37, 38, 39)} <= added, added
+    assert (("net", 90.0), START + timedelta(hours=56)) not in added
+
+
 def assert_the_floor_matters(values: dict[Key, np.ndarray], settings: ThresholdSettings) -> None:
     """The floor of `settings` both removes points the moving threshold alone flags and keeps others, and, with a
     lookback longer than the window, also decides which points the history leaves out: a test with it checks the

@@ -84,7 +84,11 @@ def build_expression(settings: Settings, metric: str, percentile: float) -> str:
     label = f"{metric} p{percentile:g}"
     # Timelion has no sequential rule: where atlas leaves flagged points out of the history, the chart draws the
     # closest rule it can, the plain one over the previous `window` points, and says so.
-    closest = f" (plain {w}-point rule; atlas leaves flagged points out)" if th.lookback > w else ""
+    # Nor does it keep an event open down to `threshold.recovery`: the bars show the crossings only.
+    caveats = [f"plain {w}-point rule; atlas leaves flagged points out"] if th.lookback > w else []
+    if th.recovery > 0:
+        caveats.append(f"atlas keeps an event open while at or above {_number(th.recovery)}")
+    closest = f" ({'; '.join(caveats)})" if caveats else ""
     return ", ".join(
         [
             f"{series}.label(label={quote(label)})",

@@ -189,20 +189,21 @@ def threshold_history_script(th: ThresholdSettings, result: str) -> str:
     """The `moving_fn` script giving the mean (result "mean") or std ("sd") of a point's threshold history from the
     previous `lookback` present points: atlas/threshold.py's rule, step for step, with the same sums in the same
     order and the same floor (`threshold.min_value`, 0 = none) on the threshold that decides which points are left
-    out, so both flag the same points. NaN where the point has no threshold."""
+    out (and `threshold.recovery`, which keeps an event open), so both flag the same points. NaN where the point has
+    no threshold. Result "open": 1 when the last point of the history is anomalous, else 0."""
     return (
-        f"int w = {th.window}; double k = {th.sigmas!r}; double f = {th.min_value!r}; int n = values.length;"
-        " double[] u = new double[n];"
-        " int nu = 0; double mean = Double.NaN; double sd = Double.NaN;"
+        f"int w = {th.window}; double k = {th.sigmas!r}; double f = {th.min_value!r}; double r = {th.recovery!r};"
+        " int n = values.length; double[] u = new double[n];"
+        " int nu = 0; double mean = Double.NaN; double sd = Double.NaN; boolean open = false;"
         " for (int j = 0; j <= n; ++j) { double[] src; int from;"
         " if (nu >= w) { src = u; from = nu - w; } else if (j >= w) { src = values; from = j - w; }"
-        " else { if (j < n) { u[nu++] = values[j]; } continue; }"
+        " else { if (j < n) { u[nu++] = values[j]; open = false; } continue; }"
         " double sum = 0; for (int i = from; i < from + w; ++i) { sum += src[i]; } double m = sum / w;"
         " double sq = 0; for (int i = from; i < from + w; ++i) { sq += (src[i] - m) * (src[i] - m); }"
         " double s = Math.sqrt(sq / w);"
         " if (j == n) { mean = m; sd = s; continue; } double t = m + k * s; if (f > 0) { t = Math.max(t, f); }"
-        " if (!(values[j] > t)) { u[nu++] = values[j]; } }"
-        f" return {result};"
+        " open = values[j] > t || (open && r > 0 && values[j] >= r); if (!open) { u[nu++] = values[j]; } }"
+        f" return {'open ? 1 : 0' if result == 'open' else result};"
     )
 
 
@@ -219,8 +220,10 @@ def _metric_aggs(settings: Settings) -> dict[str, Any]:
             lookback=th.lookback,
             mean_script=threshold_history_script(th, "mean"),
             std_script=threshold_history_script(th, "sd"),
+            open_script=threshold_history_script(th, "open"),
             sigmas=th.sigmas,
             min_value=th.min_value,
+            recovery=th.recovery,
             levels=[th.sigmas, *th.levels[1:]],
             number_format=scoring.NUMBER_FORMAT,
             max_score=scoring.MAX_SCORE,

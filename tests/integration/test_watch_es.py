@@ -13,11 +13,14 @@ from atlas.settings import Settings, load_settings
 from tests.surprise_series import (
     FLOOR,
     PERCENTILES,
+    RECOVERY,
+    assert_recovery_matters,
     assert_the_floor_matters,
     flagged_by_python,
     flagged_in_payload,
     floor_series,
     index_series,
+    recovery_series,
     sample_series,
     window_ends,
 )
@@ -26,7 +29,13 @@ pytestmark = pytest.mark.integration
 
 
 def settings_for(
-    es_url: str, prefix: str, window: int, sigmas: float, lookback: int, min_value: float = 0.0
+    es_url: str,
+    prefix: str,
+    window: int,
+    sigmas: float,
+    lookback: int,
+    min_value: float = 0.0,
+    recovery: float = 0.0,
 ) -> Settings:
     overrides = {
         "es.urls": [es_url],
@@ -36,6 +45,7 @@ def settings_for(
         "threshold.lookback": lookback,
         "threshold.sigmas": sigmas,
         "threshold.min_value": min_value,
+        "threshold.recovery": recovery,
         "threshold.levels": [sigmas, sigmas + 1, sigmas + 2],
         "alerts.watcher_slack_account": "ops",
     }
@@ -43,25 +53,42 @@ def settings_for(
 
 
 @pytest.mark.parametrize(
-    ("window", "sigmas", "lookback", "min_value"),
-    [(6, 3.0, 6, 0.0), (4, 2.0, 4, 0.0), (4, 2.0, 12, 0.0), (6, 3.0, 6, FLOOR), (4, 2.0, 12, FLOOR)],
+    ("window", "sigmas", "lookback", "min_value", "recovery"),
+    [
+        (6, 3.0, 6, 0.0, 0.0),
+        (4, 2.0, 4, 0.0, 0.0),
+        (4, 2.0, 12, 0.0, 0.0),
+        (6, 3.0, 6, FLOOR, 0.0),
+        (4, 2.0, 12, FLOOR, 0.0),
+        (4, 2.0, 12, FLOOR, RECOVERY),
+    ],
     ids=[
         "window6-sigmas3",
         "window4-sigmas2",
         "window4-sigmas2-unflagged-from-12",
         "window6-sigmas3-floor",
         "window4-sigmas2-unflagged-from-12-floor",
+        "window4-sigmas2-unflagged-from-12-floor-recovery",
     ],
 )
 def test_watch_flags_what_the_threshold_stage_flags(
-    es: Elasticsearch, es_url: str, index_name: str, window: int, sigmas: float, lookback: int, min_value: float
+    es: Elasticsearch,
+    es_url: str,
+    index_name: str,
+    window: int,
+    sigmas: float,
+    lookback: int,
+    min_value: float,
+    recovery: float,
 ) -> None:
-    settings = settings_for(es_url, index_name, window, sigmas, lookback, min_value)
-    values = floor_series() if min_value else sample_series()
+    settings = settings_for(es_url, index_name, window, sigmas, lookback, min_value, recovery)
+    values = recovery_series() if recovery else floor_series() if min_value else sample_series()
     index_series(es_client.connect(settings.es), f"{index_name}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
     if min_value:
         assert_the_floor_matters(values, settings.threshold)
+    if recovery:
+        assert_recovery_matters(values, settings.threshold)
     client = es_client.connect(settings.es)
     flagged_somewhere = 0
     for end in window_ends():

@@ -30,11 +30,14 @@ from tests.parity import assert_windows_match_reference
 from tests.surprise_series import (
     FLOOR,
     PERCENTILES,
+    RECOVERY,
+    assert_recovery_matters,
     assert_the_floor_matters,
     flagged_by_python,
     flagged_in_payload,
     floor_series,
     index_series,
+    recovery_series,
     sample_series,
     window_ends,
 )
@@ -68,7 +71,14 @@ def watcher_node() -> Iterator[WatcherNode]:
 
 
 def write_config(
-    path: Path, url: str, prefix: str, window: int, sigmas: float, lookback: int, min_value: float = 0.0
+    path: Path,
+    url: str,
+    prefix: str,
+    window: int,
+    sigmas: float,
+    lookback: int,
+    min_value: float = 0.0,
+    recovery: float = 0.0,
 ) -> Path:
     config = {
         "es": {"urls": [url]},
@@ -79,6 +89,7 @@ def write_config(
             "lookback": lookback,
             "sigmas": sigmas,
             "min_value": min_value,
+            "recovery": recovery,
             "levels": [sigmas, sigmas + 1, sigmas + 2],
         },
         "alerts": {"watcher_slack_account": "ops", "watcher_email_account": "mail", "email_to": ["sre@example.com"]},
@@ -88,23 +99,38 @@ def write_config(
 
 
 @pytest.mark.parametrize(
-    ("window", "sigmas", "lookback", "min_value"),
-    [(6, 3.0, 6, 0.0), (4, 2.0, 12, 0.0), (4, 2.0, 12, FLOOR)],
-    ids=["window6-sigmas3-plain", "window4-sigmas2-unflagged-from-12", "window4-sigmas2-unflagged-from-12-floor"],
+    ("window", "sigmas", "lookback", "min_value", "recovery"),
+    [(6, 3.0, 6, 0.0, 0.0), (4, 2.0, 12, 0.0, 0.0), (4, 2.0, 12, FLOOR, 0.0), (4, 2.0, 12, FLOOR, RECOVERY)],
+    ids=[
+        "window6-sigmas3-plain",
+        "window4-sigmas2-unflagged-from-12",
+        "window4-sigmas2-unflagged-from-12-floor",
+        "window4-sigmas2-unflagged-from-12-floor-recovery",
+    ],
 )
 def test_watcher_flags_what_the_threshold_stage_flags_and_alerts(
-    watcher_node: WatcherNode, tmp_path: Path, window: int, sigmas: float, lookback: int, min_value: float
+    watcher_node: WatcherNode,
+    tmp_path: Path,
+    window: int,
+    sigmas: float,
+    lookback: int,
+    min_value: float,
+    recovery: float,
 ) -> None:
-    prefix = f"atlas-watcher-w{window}-l{lookback}{'-floor' if min_value else ''}"
-    config = write_config(tmp_path / "atlas.yml", watcher_node.url, prefix, window, sigmas, lookback, min_value)
+    prefix = f"atlas-watcher-w{window}-l{lookback}{'-floor' if min_value else ''}{'-recovery' if recovery else ''}"
+    config = write_config(
+        tmp_path / "atlas.yml", watcher_node.url, prefix, window, sigmas, lookback, min_value, recovery
+    )
     settings = load_settings(config, {})
     client = es_client.connect(settings.es)
     assert client.version == (6, 8)
-    values = floor_series() if min_value else sample_series()
+    values = recovery_series() if recovery else floor_series() if min_value else sample_series()
     index_series(client, f"{prefix}-surprise", values)
     expected = flagged_by_python(values, settings.threshold)
     if min_value:
         assert_the_floor_matters(values, settings.threshold)
+    if recovery:
+        assert_recovery_matters(values, settings.threshold)
     found = {
         (a.metric, a.percentile, a.window_end): a
         for (metric, p), raw in values.items()

@@ -336,3 +336,48 @@ def test_an_anomaly_stores_the_combined_threshold() -> None:
     (anomaly,) = select_anomalies("cpu", 90, hourly([*ZIGZAG, 6.5, 5.5]), floored, HOUR)
     assert (anomaly.window_end, anomaly.threshold, anomaly.mean, anomaly.std) == (at(6), 6.0, 1.0, 1.0)
     assert (anomaly.sigmas_above_mean, anomaly.severity) == (5.5, "high")
+
+
+# Recovery (hysteresis): ZIGZAG's threshold is 4; with recovery 2.5 a point after an anomalous one stays anomalous
+# down to 2.5, while a point that would only continue an event does not start one.
+RECOVERING = dataclasses.replace(DEFAULTS, lookback=12, recovery=2.5)
+
+
+def flags(values: list[float], settings: ThresholdSettings) -> list[bool]:
+    return [p.is_anomalous for p in threshold_points(hourly(values), settings)]
+
+
+def test_recovery_keeps_an_event_open_while_the_value_stays_up() -> None:
+    values = [*ZIGZAG, 9.0, 3.0, 2.5, 2.4, 3.0]
+    # 9 crosses; 3 and 2.5 continue (at or above 2.5) though below the threshold; 2.4 ends it; 3 alone starts nothing.
+    assert flags(values, RECOVERING)[6:] == [True, True, True, False, False]
+    assert flags(values, dataclasses.replace(RECOVERING, recovery=0.0))[6:] == [True, False, False, False, False]
+    anomalies = select_anomalies("cpu", 90.0, hourly(values), RECOVERING, HOUR)
+    assert [a.window_end for a in anomalies] == [at(6), at(7), at(8)]
+    assert {a.event_id for a in anomalies} == {format_event_id("cpu", 90.0, at(6))}
+    # a continued point is below every level's threshold: its severity is the lowest
+    assert [a.severity for a in anomalies[1:]] == ["low", "low"]
+
+
+def test_recovered_points_stay_out_of_the_history() -> None:
+    # Left in the history, 3.0 and 3.0 would raise the mean and std that judge 5.0; left out, the history of 5.0 is
+    # 2, 0, 2, 0, 2, 1 (mean 7/6) and 5.0 is above its threshold.
+    values = [*ZIGZAG, 9.0, 3.0, 3.0, 1.0, 5.0]
+    points = threshold_points(hourly(values), RECOVERING)
+    assert [p.is_anomalous for p in points[6:]] == [True, True, True, False, True]
+    assert points[10].mean == pytest.approx(7 / 6)
+    plain = threshold_points(hourly(values), dataclasses.replace(RECOVERING, recovery=0.0))
+    assert plain[10].mean == pytest.approx((2 + 0 + 2 + 3 + 3 + 1) / 6)
+
+
+def test_a_missing_point_does_not_end_an_open_event() -> None:
+    # The rule runs over present points (as the watch's moving_fn sees them): the point after the gap continues.
+    values = [*ZIGZAG, 9.0, NAN, 3.0, 2.0]
+    assert flags(values, dataclasses.replace(RECOVERING, lookback=12))[6:] == [True, False, True, False]
+
+
+def test_recovery_at_or_above_the_threshold_changes_nothing() -> None:
+    rng = np.random.default_rng(11)
+    values = list(10 + rng.normal(0, 1, 200) + np.where(rng.random(200) < 0.05, 8.0, 0.0))
+    high = dataclasses.replace(DEFAULTS, lookback=30, recovery=1_000.0)
+    assert flags(values, high) == flags(values, dataclasses.replace(high, recovery=0.0))

@@ -58,3 +58,13 @@ def test_the_plain_rule_has_no_closest_rule_label() -> None:
     expression = build_expression(load_settings(None, {"threshold.lookback": 24}), "m", 90.0)
     assert "closest" not in expression and "flagged points out" not in expression
     assert "label='m p90 threshold'" in expression
+
+
+def test_recovery_is_named_in_the_labels_and_changes_nothing_else() -> None:
+    plain = build_expression(load_settings(None, {"threshold.lookback": 24}), "m", 90.0)
+    held = build_expression(load_settings(None, {"threshold.lookback": 24, "threshold.recovery": 3}), "m", 90.0)
+    _, threshold, bars = parse(held)
+    caveat = " (atlas keeps an event open while at or above 3)"
+    assert threshold.calls[-1].args == {"label": "m p90 threshold" + caveat}
+    assert bars.calls[-1].args == {"label": "m p90 above threshold" + caveat}
+    assert held.replace(caveat, "") == plain
