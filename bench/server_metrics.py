@@ -2,8 +2,9 @@
 
     python bench/server_metrics.py --data DIR --config atlas.yml [--work DIR] [--layout host|column]
                                    [--url http://127.0.0.1:9250] [--index NAME] [--machines machine-1-2 ...]
-                                   [--peers all|none|gaussian|iforest|ml] [--format table|json] [--rerun]
-                                   [--import-only | --skip-atlas] [--ml-port 9440 --ml-data DIR --ml-dist DIR]
+                                   [--peers all|none|gaussian|iforest|ml (default: gaussian iforest)]
+                                   [--format table|json] [--rerun] [--import-only | --skip-atlas]
+                                   [--ml-port 9440 --ml-data DIR --ml-dist DIR --keep-ml-node]
 
 DIR is SMD's `ServerMachineDataset/` directory (the GitHub repository NetManAIOps/OmniAnomaly); nothing of it is
 copied into this repository. The harness:
@@ -90,7 +91,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:9250", help="Elasticsearch (the embedded node)")
     parser.add_argument("--index", help="source index [default: smd-<layout>-1m]")
     parser.add_argument("--machines", nargs="+", default=list(MACHINES), help="a subset of the 24 machines")
-    parser.add_argument("--peers", nargs="+", default=["all"], help=f"all, none or some of {', '.join(ALL_PEERS)}")
+    parser.add_argument(
+        "--peers",
+        nargs="+",
+        default=list(PEERS),
+        help=f"all, none or some of {', '.join(ALL_PEERS)} [default: the quick ones, without ml]",
+    )
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--rerun", action="store_true", help="backfill again even if this job was done")
     parser.add_argument("--import-only", action="store_true", help="stop after the import")
