@@ -18,10 +18,12 @@ five rows). One record per row and column ran at about 2,500 records a second he
 job is closed (which flushes it) and its buckets are read with their records. A job already closed with all its records
 (from an earlier run on the same node data dir) is read again, with the seconds it took then.
 
-A bucket [t, t + 5m) is a detection when its anomaly_score reaches Elastic's own severity cut, fixed in advance and
-never chosen on the labels: 75 ("critical", the row `ml ... critical`) and 50 ("major", `ml ... major`). It predicts
-the harness's window end of the step that holds minute t; only steps that overlap the test rows are scored. The
-seconds are the job's (open, feed, close, read), summed over machines, without the node's start.
+A bucket [t, t + 5m) is a detection when its score reaches Elastic's own severity cut, fixed in advance and never
+chosen on the labels: 75 ("critical") or 50 ("major"); the score is the bucket's anomaly_score (rows `ml ... bucket
+critical|major`: the overall score of Kibana's swimlane) or the highest record_score of its columns (rows `ml ...
+record critical|major`: the anomalies table's severity). It predicts the harness's window end of the step that
+holds minute t; only steps that overlap the test rows are scored. The seconds are the job's (open, feed, close,
+read), summed over machines, without the node's start.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from atlas.settings import load_settings
 
 BUCKET_SPAN = timedelta(minutes=5)
 CUTS = {"critical": 75.0, "major": 50.0}  # Elastic's anomaly score severities
+SOURCES = ("bucket", "record")  # the bucket's anomaly_score, or the highest record_score in it
 ROWS_PER_POST = 5000  # 38,000 records (about 3 MB) per post-data request
 BUCKET_ROWS = BUCKET_SPAN // ROW
 
@@ -149,45 +152,62 @@ def finished(client: es_client.EsClient, base: str, expected: int) -> float | No
 
 
 def read_buckets(client: es_client.EsClient, base: str, machine: Machine, floor: float) -> list[Bucket]:
-    """The buckets scoring at least `floor` from the first step that overlaps the test rows on, with their records
-    (`expand`), a page of 1,000 buckets at a time."""
+    """From the first step that overlaps the test rows on: the buckets scoring at least `floor` with their records
+    (`expand`), and the buckets of the records scoring at least `floor` (their own anomaly score is below `floor`,
+    kept as 0), in time order."""
     start = ORIGIN + (machine.test_start - ORIGIN) // BUCKET_SPAN * BUCKET_SPAN
-    found: list[Bucket] = []
+    window = {"start": format_instant(start), "end": format_instant(machine.test_end), "sort": "timestamp"}
+    scores: dict[datetime, float] = {}
+    columns: dict[datetime, dict[str, float]] = {}
+    for bucket in _pages(
+        client, f"{base}/results/buckets", "buckets", window | {"anomaly_score": floor, "expand": True}
+    ):
+        at = _instant(bucket["timestamp"])
+        scores[at] = float(bucket["anomaly_score"])
+        _add_records(columns.setdefault(at, {}), bucket.get("records", []))
+    for record in _pages(client, f"{base}/results/records", "records", window | {"record_score": floor}):
+        _add_records(columns.setdefault(_instant(record["timestamp"]), {}), [record])
+    return [Bucket(at, scores.get(at, 0.0), columns[at]) for at in sorted(columns)]
+
+
+def _pages(client: es_client.EsClient, path: str, key: str, body: Mapping[str, Any]) -> Iterator[Any]:
+    """Every result of a results endpoint, 1,000 a page."""
+    seen = 0
     while True:
-        page = {"from": len(found), "size": 1000}
-        body = request(
-            client,
-            "POST",
-            f"{base}/results/buckets",
-            {"start": format_instant(start), "end": format_instant(machine.test_end), "anomaly_score": floor}
-            | {"expand": True, "sort": "timestamp", "desc": False, "page": page},
-        )
-        for bucket in body["buckets"]:
-            columns: dict[str, float] = {}
-            for record in bucket.get("records", []):
-                column = str(record["partition_field_value"])
-                columns[column] = max(columns.get(column, 0.0), float(record["record_score"]))
-            at = datetime.fromtimestamp(int(bucket["timestamp"]) / 1000, tz=UTC)
-            found.append(Bucket(at, float(bucket["anomaly_score"]), columns))
-        if not body["buckets"] or len(found) >= int(body["count"]):
-            return found
+        answer = request(client, "POST", path, dict(body) | {"desc": False, "page": {"from": seen, "size": 1000}})
+        yield from answer[key]
+        seen += len(answer[key])
+        if not answer[key] or seen >= int(answer["count"]):
+            return
 
 
-def detection(machine: Machine, buckets: Sequence[Bucket], cut: float, step: timedelta) -> Detection:
-    """The buckets scoring `cut` or more as the window ends of the harness's steps that hold their first minute,
-    the steps that overlap the test rows only; columns weigh by their record scores."""
+def _instant(millis: Any) -> datetime:
+    return datetime.fromtimestamp(int(millis) / 1000, tz=UTC)
+
+
+def _add_records(columns: dict[str, float], records: Sequence[Mapping[str, Any]]) -> None:
+    for record in records:
+        column = str(record["partition_field_value"])
+        columns[column] = max(columns.get(column, 0.0), float(record["record_score"]))
+
+
+def detection(machine: Machine, buckets: Sequence[Bucket], source: str, cut: float, step: timedelta) -> Detection:
+    """The buckets whose score of `source` reaches `cut` (bucket: its anomaly_score; record: its highest record
+    score) as the window ends of the harness's steps that hold their first minute, the steps that overlap the test
+    rows only; columns weigh by their record scores."""
     scored = set(scored_steps(machine, step))
     influence: dict[datetime, dict[str, float]] = {}
     for bucket in buckets:
-        if bucket.score < cut:
+        score = bucket.score if source == "bucket" else max(bucket.columns.values(), default=0.0)
+        if score < cut:
             continue
         minute = np.array([(bucket.start - ORIGIN) // ROW], dtype=np.int64)
         end = ORIGIN + int(step_of_row(minute, step)[0]) * step
         if end not in scored:
             continue
         here = influence.setdefault(end, {})
-        for column, score in bucket.columns.items():
-            here[column] = here.get(column, 0.0) + score
+        for column, weight in bucket.columns.items():
+            here[column] = here.get(column, 0.0) + weight
     return Detection(frozenset(influence), {t: w for t, w in influence.items() if w})
 
 
@@ -206,11 +226,12 @@ def run_ml(
         for name in names:
             machine = read_machine(data, name)
             buckets, seconds, processed = run_job(client, machine, log)
-            for label, cut in CUTS.items():
-                variant = f"ml mean/column 5m {label}"
-                detections, total = found.get(variant, ({}, 0.0))
-                detections[name] = detection(machine, buckets, cut, step)
-                found[variant] = (detections, total + seconds)
+            for source in SOURCES:
+                for label, cut in CUTS.items():
+                    variant = f"ml mean/column 5m {source} {label}"
+                    detections, total = found.get(variant, ({}, 0.0))
+                    detections[name] = detection(machine, buckets, source, cut, step)
+                    found[variant] = (detections, total + seconds)
             print(f"ml: {name}: {processed} records in {seconds:.0f} s", file=sys.stderr, flush=True)
     finally:
         if not options.keep_node:

@@ -265,12 +265,15 @@ def test_ml_buckets_at_the_cut_become_scored_window_ends_with_record_weights() -
         smd_ml.Bucket(at(15), 74.9, {"c04": 70.0}),
         smd_ml.Bucket(at(20), 50.0, {}),
     ]
-    critical = smd_ml.detection(machine, buckets, smd_ml.CUTS["critical"], FIVE)
+    critical = smd_ml.detection(machine, buckets, "bucket", smd_ml.CUTS["critical"], FIVE)
     assert critical.ends == frozenset({at(15)}) and critical.influence == {at(15): {"c02": 60.0, "c03": 10.0}}
-    major = smd_ml.detection(machine, buckets, smd_ml.CUTS["major"], FIVE)
+    major = smd_ml.detection(machine, buckets, "bucket", smd_ml.CUTS["major"], FIVE)
     assert major.ends == frozenset({at(15), at(20), at(25)}) and at(25) not in major.influence
-    hourly = smd_ml.detection(machine, buckets, 50.0, timedelta(hours=1))
+    hourly = smd_ml.detection(machine, buckets, "bucket", 50.0, timedelta(hours=1))
     assert hourly.ends == frozenset({at(60)})
+    records = smd_ml.detection(machine, buckets, "record", smd_ml.CUTS["major"], FIVE)
+    assert records.ends == frozenset({at(15), at(20)})  # c02 60 in 00:10-00:15, c04 70 in 00:15-00:20
+    assert smd_ml.detection(machine, buckets, "record", smd_ml.CUTS["critical"], FIVE).ends == frozenset()
 
 
 def test_ml_is_a_peer_name() -> None:
