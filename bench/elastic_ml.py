@@ -43,7 +43,7 @@ from typing import Any
 from atlas import es_client, evaluate, pipeline, simulate
 from atlas.clock import format_instant
 from atlas.distributions import distribution, ensure_distribution
-from atlas.embedded import CLUSTER_NAME, NodeOptions, default_home, start_cluster, stop_cluster
+from atlas.embedded import CLUSTER_NAME, ClusterStatus, NodeOptions, default_home, start_cluster, stop_cluster
 from atlas.errors import AtlasError, EsQueryRejected, ToolMissing
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
@@ -367,16 +367,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def start_ml_node(sandbox: str, dist: Path, data: Path, port: int, heap: str) -> tuple[ClusterStatus, Path]:
+    """Start (or find running) the 6.8.23 node with ML enabled on `port`, its data in `data`, from the distribution
+    `sandbox` asks for (prepare_distribution); returns its status and the path of its log."""
+    dist_dir = prepare_distribution(sandbox, dist.resolve())
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o755)
+    options = NodeOptions(settings={"xpack.ml.enabled": True})
+    status, _ = start_cluster(data_dir=data, dist_dir=dist_dir, port=port, heap=heap, version=VERSION, options=options)
+    return status, data.resolve() / "node-0" / "logs" / f"{CLUSTER_NAME}.log"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    dist_dir = prepare_distribution(args.ml_sandbox, args.dist.resolve())
-    args.data.mkdir(parents=True, exist_ok=True)
-    args.data.chmod(0o755)
-    options = NodeOptions(settings={"xpack.ml.enabled": True})
-    status, _ = start_cluster(
-        data_dir=args.data, dist_dir=dist_dir, port=args.port, heap=args.heap, version=VERSION, options=options
-    )
-    log = args.data.resolve() / "node-0" / "logs" / f"{CLUSTER_NAME}.log"
+    status, log = start_ml_node(args.ml_sandbox, args.dist, args.data, args.port, args.heap)
     try:
         settings = load_settings(None, {"es.urls": [status.url], "es.request_timeout": "30m"})
         client = es_client.connect(settings.es)

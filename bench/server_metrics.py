@@ -2,8 +2,9 @@
 
     python bench/server_metrics.py --data DIR --config atlas.yml [--work DIR] [--layout host|column]
                                    [--url http://127.0.0.1:9250] [--index NAME] [--machines machine-1-2 ...]
-                                   [--peers all|none|gaussian|iforest] [--format table|json] [--rerun]
-                                   [--import-only | --skip-atlas]
+                                   [--peers all|none|gaussian|iforest|ml (default: gaussian iforest)]
+                                   [--format table|json] [--rerun] [--import-only | --skip-atlas]
+                                   [--ml-port 9440 --ml-data DIR --ml-dist DIR --keep-ml-node]
 
 DIR is SMD's `ServerMachineDataset/` directory (the GitHub repository NetManAIOps/OmniAnomaly); nothing of it is
 copied into this repository. The harness:
@@ -15,7 +16,8 @@ copied into this repository. The harness:
    `atlas anomalies --format json` (`--grouped` by machine in the column layout) with the configuration --config,
    under the result prefix smd-bench and a job named after the configuration (so configurations never mix);
 3. scores the test rows only with `atlas evaluate`'s rules (bench/smd.py), per machine group and pooled;
-4. runs the peers on the same machines with the same scorer (bench/smd_peers.py), no threshold chosen on labels;
+4. runs the peers on the same machines with the same scorer (bench/smd_peers.py; `ml`, Elastic ML on a 6.8.23
+   node of its own at --ml-port that the bench starts and stops: bench/smd_ml.py), no threshold chosen on labels;
 5. prints one table (or JSON) with the time each took.
 Machines missing from DIR are reported and skipped; held-out machines are refused by name.
 """
@@ -54,6 +56,7 @@ from smd import (
     score_group,
     write_csv,
 )
+from smd_ml import MlOptions, run_ml
 from smd_peers import PEERS, run_peers
 
 from atlas.clock import format_instant, parse_instant
@@ -63,6 +66,7 @@ from atlas.settings_text import effective_settings
 
 RESULT_PREFIX = "smd-bench"
 SERIES_FIELD = {"host": "column", "column": "host"}  # the series field of each layout
+ALL_PEERS = (*PEERS, "ml")
 
 
 def main() -> None:
@@ -87,11 +91,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:9250", help="Elasticsearch (the embedded node)")
     parser.add_argument("--index", help="source index [default: smd-<layout>-1m]")
     parser.add_argument("--machines", nargs="+", default=list(MACHINES), help="a subset of the 24 machines")
-    parser.add_argument("--peers", nargs="+", default=["all"], help=f"all, none or some of {', '.join(PEERS)}")
+    parser.add_argument(
+        "--peers",
+        nargs="+",
+        default=list(PEERS),
+        help=f"all, none or some of {', '.join(ALL_PEERS)} [default: the quick ones, without ml]",
+    )
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--rerun", action="store_true", help="backfill again even if this job was done")
     parser.add_argument("--import-only", action="store_true", help="stop after the import")
     parser.add_argument("--skip-atlas", action="store_true", help="the peers only (no conversion, import or atlas)")
+    ml = MlOptions()
+    parser.add_argument("--ml-port", type=int, default=ml.port, help="HTTP port of the Elastic ML node (peer ml)")
+    parser.add_argument("--ml-heap", default=ml.heap, help="JVM heap of the Elastic ML node")
+    parser.add_argument("--ml-data", type=Path, default=ml.data, help="the Elastic ML node's data dir")
+    parser.add_argument("--ml-dist", type=Path, default=ml.dist, help="its private distribution (bench/elastic_ml.py)")
+    parser.add_argument("--ml-sandbox", choices=("off", "shipped"), default=ml.sandbox, help="bench/elastic_ml.py")
+    parser.add_argument("--keep-ml-node", action="store_true", help="leave the Elastic ML node running afterwards")
     return parser.parse_args(argv)
 
 
@@ -121,9 +137,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.skip_atlas:
         found, seconds, jobs = atlas_detections(args, index, machines, step)
         detectors[f"atlas ({args.config.name})"] = (found, seconds)
-    if peers:
+    if set(peers) - {"ml"}:
         for name, (detections, seconds) in run_peers(args.data, [m.name for m in machines], step, peers).items():
             detectors[name] = (detections, seconds)
+    if "ml" in peers:
+        options = MlOptions(
+            args.ml_port, args.ml_heap, args.ml_data, args.ml_dist, args.ml_sandbox, args.keep_ml_node
+        )  # fmt: skip
+        detectors |= run_ml(args.data, [m.name for m in machines], step, options)
     rows = []
     for detector, (detections, seconds) in detectors.items():
         cache: dict[str, Any] = {}
@@ -345,12 +366,12 @@ def _index_counts(url: str, index: str, layout: str) -> dict[str, int]:
 
 def _peer_names(asked: Sequence[str]) -> list[str]:
     if list(asked) == ["all"]:
-        return list(PEERS)
+        return list(ALL_PEERS)
     if list(asked) == ["none"]:
         return []
     for name in asked:
-        if name not in PEERS:
-            raise SmdError(f"--peers: {name!r} is not all, none or one of {', '.join(PEERS)}")
+        if name not in ALL_PEERS:
+            raise SmdError(f"--peers: {name!r} is not all, none or one of {', '.join(ALL_PEERS)}")
     return list(asked)
 
 

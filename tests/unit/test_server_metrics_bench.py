@@ -3,6 +3,7 @@ atlas CSV it writes, the labels and steps it scores, the scorer, the atlas answe
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import timedelta
@@ -18,6 +19,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 import server_metrics  # noqa: E402
 import smd  # noqa: E402
+import smd_ml  # noqa: E402
 import smd_peers  # noqa: E402
 
 FIVE = timedelta(minutes=5)
@@ -236,3 +238,46 @@ def test_scores_summed_per_machine_equal_one_evaluation_of_all_machines() -> Non
     whole = evaluate.evaluate(truth, points, steps, FIVE)["all"].as_json()
     assert (row["tp"], row["fp"], row["fn"], row["f1"]) == (whole["tp"], whole["fp"], whole["fn"], whole["f1"])
     assert row["pa_f1"] == whole["point_adjusted"]["f1"] and row["incidents"] == 2 and row["false_events"] == 2
+
+
+def test_ml_peer_feeds_5_minute_means_in_time_order_train_rows_first() -> None:
+    machine = tiny(train=10, test=7)  # 17 rows: buckets of rows 0-4, 5-9, 10-14 and 15-16
+    lines = [json.loads(line) for line in smd_ml.records(machine)]
+    assert len(lines) == 4 * 38
+    c01 = [r for r in lines if r["column"] == "c01"]
+    origin = int(smd.ORIGIN.timestamp())
+    assert [(r["time"] - origin) // 60 for r in c01] == [4, 9, 14, 16]  # the bucket's last row
+    assert [r["value"] for r in c01] == [2.0, 7.0, 12.0, 15.5]
+    assert [r["doc_count"] for r in c01] == [5, 5, 5, 2]
+    assert [r["column"] for r in lines[:38]] == list(smd.COLUMNS)
+    assert [json.loads(x)["value"] for x in smd_ml.records(machine, 5, 5)][:2] == [7.0, 107.0]
+    body = smd_ml.job_body("machine-1-2")["analysis_config"]
+    assert body["bucket_span"] == "5m" and body["summary_count_field_name"] == "doc_count"
+    assert body["detectors"] == [{"function": "mean", "field_name": "value", "partition_field_name": "column"}]
+
+
+def test_ml_buckets_at_the_cut_become_scored_window_ends_with_record_weights() -> None:
+    machine = tiny(train=12, test=9)  # test rows are minutes 12 to 20: scored ends 00:15, 00:20, 00:25
+    at = lambda m: parse_instant("2024-01-01T00:00:00Z") + timedelta(minutes=m)  # noqa: E731
+    buckets = [
+        smd_ml.Bucket(at(5), 90.0, {"c01": 80.0}),  # train rows only: not scored
+        smd_ml.Bucket(at(10), 75.0, {"c02": 60.0, "c03": 10.0}),
+        smd_ml.Bucket(at(15), 74.9, {"c04": 70.0}),
+        smd_ml.Bucket(at(20), 50.0, {}),
+    ]
+    critical = smd_ml.detection(machine, buckets, "bucket", smd_ml.CUTS["critical"], FIVE)
+    assert critical.ends == frozenset({at(15)}) and critical.influence == {at(15): {"c02": 60.0, "c03": 10.0}}
+    major = smd_ml.detection(machine, buckets, "bucket", smd_ml.CUTS["major"], FIVE)
+    assert major.ends == frozenset({at(15), at(20), at(25)}) and at(25) not in major.influence
+    hourly = smd_ml.detection(machine, buckets, "bucket", 50.0, timedelta(hours=1))
+    assert hourly.ends == frozenset({at(60)})
+    records = smd_ml.detection(machine, buckets, "record", smd_ml.CUTS["major"], FIVE)
+    assert records.ends == frozenset({at(15), at(20)})  # c02 60 in 00:10-00:15, c04 70 in 00:15-00:20
+    assert smd_ml.detection(machine, buckets, "record", smd_ml.CUTS["critical"], FIVE).ends == frozenset()
+
+
+def test_ml_is_a_peer_name() -> None:
+    assert server_metrics._peer_names(["ml", "gaussian"]) == ["ml", "gaussian"]
+    assert "ml" in server_metrics._peer_names(["all"])
+    with pytest.raises(smd.SmdError, match="'mlx' is not all, none or one of gaussian, iforest, ml"):
+        server_metrics._peer_names(["mlx"])
