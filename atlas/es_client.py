@@ -122,6 +122,7 @@ class EsClient:
         return self.server.api_version
 
     def close(self) -> None:
+        """Close the pooled connections to the cluster."""
         self.raw.close()
 
 
