@@ -19,13 +19,13 @@ from atlas import (
     es_client,
     evaluate,
     files,
+    findings,
     grouping,
     indices,
     listing,
     masking,
     pipeline,
     presets,
-    results,
     simulate,
 )
 from atlas.cli_es import es
@@ -49,7 +49,6 @@ from atlas.masking import mask
 from atlas.queries import build_surprise_request
 from atlas.settings import Settings
 from atlas.settings_text import effective_settings, render_config_file
-from atlas.threshold import group_events
 
 log = logging.getLogger("atlas")
 
@@ -360,12 +359,12 @@ def anomalies_command(
     settings = obj.settings()
     last = parse_at(end, "--to")
     first = parse_at(start, "--from") if start else last - timedelta(days=7)
-    found = results.read_anomalies(es_client.connect(settings.es), settings, first, last)
-    events = group_events(found, settings.surprise.step)
+    client = es_client.connect(settings.es)
+    found = findings.read_findings(settings, client, first, last, group_by if grouped else group_by or None)
     if grouped or group_by:
-        rows = listing.group_rows(pipeline.grouped_events(settings, events, found, group_by))
+        rows = listing.group_rows(found.groups)
     else:
-        rows = listing.event_rows(grouping.event_members(events, found, settings.source.series_fields))
+        rows = listing.event_rows(grouping.event_members(found.events, found.anomalies, settings.source.series_fields))
     if fmt == "json":
         echo_json(rows)
     else:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas import es_client, evaluate, files, listing, pipeline, results, simulate
+from atlas import es_client, evaluate, files, findings, listing, pipeline, results, simulate
 from atlas.es_client import EsClient
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
@@ -18,7 +18,6 @@ from atlas.outputs import kibana, report, watch
 from atlas.records import TruthInterval
 from atlas.settings import Settings, load_settings
 from atlas.surprise import resolve_metrics
-from atlas.threshold import group_events
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,7 @@ def run_demo(settings: Settings, spec: simulate.SimulationSpec, out_dir: Path, b
     with bars((last - first) // step + 1, "backfill") as advance:
         done = pipeline.backfill(settings, client, first, last, progress=advance)
     scores = pipeline.evaluate_job(settings, client, truth, first, last)
-    found = results.read_anomalies(client, settings, first, last)
-    rows = listing.group_rows(pipeline.grouped_events(settings, group_events(found, step), found))
+    rows = listing.group_rows(findings.read_findings(settings, client, first, last).groups)
     return DemoResult(
         loaded, done, scores, rows, truth_path, _write_outputs(settings, client, truth, first, last, out_dir)
     )

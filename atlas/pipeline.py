@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from atlas import es_client, evaluate, grouping, indices, results, scan, state
-from atlas.clock import aligned_instants, floor_instant, format_instant, now_utc, parse_instant
+from atlas import es_client, evaluate, findings, indices, results, scan, state
+from atlas.clock import aligned_instants, floor_instant, format_instant, now_utc
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
+from atlas.events import anomaly_events, event_start
 from atlas.outputs import notify, report
 from atlas.queries import combined_metric_name
-from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise, TruthInterval, WindowSurprise
+from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval, WindowSurprise
 from atlas.settings import Settings
 from atlas.surprise import (
     check_source_fields,
@@ -27,7 +28,7 @@ from atlas.surprise import (
     compute_window_surprise,
     resolve_metrics,
 )
-from atlas.threshold import group_events, select_anomalies, threshold_points
+from atlas.threshold import select_anomalies, threshold_points
 
 CHUNK = 24  # windows computed, written and recorded as done together
 Progress = Callable[[int], None]
@@ -121,9 +122,9 @@ def _notify(
     pending = state.pending_events(lease)
     known = {e.event_id for e in outcome.events}
     retried = results.read_event_anomalies(client, settings, [e for e in pending if e not in known])
-    events = [*outcome.events, *group_events(retried, settings.surprise.step)]
+    events = [*outcome.events, *anomaly_events(retried, settings.surprise.step)]
     fresh = notify.select_unsent(events, state.sent_events(lease), now, realert)
-    groups = grouped_events(settings, events, [*outcome.anomalies, *retried])
+    groups = findings.group_as_configured(settings, events, [*outcome.anomalies, *retried])
     notes = notify.build_notifications(groups, settings.results.job, {e.event_id for e in fresh})
     deliveries = notify.send_notifications(notes, settings.alerts)
     delivered = {d.group for d in deliveries if d.sent}
@@ -134,18 +135,6 @@ def _notify(
     if sent_ids or failed_ids or pending:
         lease = state.record_sent(client, settings, lease, sent_ids, now, keep=realert, pending=failed_ids)
     return deliveries, lease
-
-
-def grouped_events(
-    settings: Settings, events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly], field: str | None = None
-) -> list[GroupedEvent]:
-    """The grouped events alerts, the report and the evaluation use: `events` grouped by `field` (else
-    `grouping.field`) with their points among `anomalies`."""
-    step, source = settings.surprise.step, settings.source
-    if field is not None and field not in source.series_fields:
-        known = ", ".join(source.series_fields)
-        raise ConfigError(f"--group-by: {field!r} is not one of source.series_fields ({known})")
-    return grouping.group_events(events, anomalies, source.series_fields, settings.grouping, step, field)
 
 
 def backfill(
@@ -226,7 +215,7 @@ def _process(
             if progress is not None:
                 progress(len(chunk))
     ordered = tuple(sorted(anomalies.values(), key=lambda a: (a.window_end, a.metric, a.percentile)))
-    events = tuple(group_events(ordered, settings.surprise.step))
+    events = tuple(anomaly_events(ordered, settings.surprise.step))
     return RunResult(tuple(ends), written, ordered, events, dry_run), lease
 
 
@@ -305,14 +294,8 @@ def evaluate_job(
     steps: dict[str, list[datetime]] = {}
     for stored in results.read_surprise(client, settings, start, end):
         steps.setdefault(stored.metric, []).append(stored.window_end)
-    found = results.read_anomalies(client, settings, start, end)
-    groups = grouped_events(settings, group_events(found, settings.surprise.step), found)
-    return evaluate.evaluate(truth, found, steps, settings.surprise.step, groups)
-
-
-def event_start(event_id: str) -> datetime:
-    """The first window end of an event, from its id (`metric|p90|<start>`)."""
-    return parse_instant(event_id.rsplit("|", 1)[1])
+    found = findings.read_findings(settings, client, start, end)
+    return evaluate.evaluate(truth, found.anomalies, steps, settings.surprise.step, found.groups)
 
 
 def window_ends(first: datetime, last: datetime, step: timedelta, what: str) -> list[datetime]:
@@ -345,7 +328,7 @@ def report_data(
         for m in metrics
         for p in settings.surprise.percentiles
     )
-    found = results.read_anomalies(client, settings, start, end)
-    events = tuple(group_events(found, step))
-    groups = tuple(grouped_events(settings, events, found, group_by))
-    return report.ReportData(settings.results.job, now_utc(), charts, events, tuple(found), tuple(truth), groups, step)
+    found = findings.read_findings(settings, client, start, end, group_by)
+    return report.ReportData(
+        settings.results.job, now_utc(), charts, found.events, found.anomalies, tuple(truth), found.groups, step
+    )
