@@ -22,9 +22,9 @@ from atlas import (
     findings,
     grouping,
     indices,
+    job,
     listing,
     masking,
-    pipeline,
     presets,
     simulate,
 )
@@ -324,7 +324,7 @@ def run_command(obj: CliContext, at: str | None, dry_run: bool) -> None:
     """The hourly job: every complete window since the last one done, write-back, threshold."""
     settings = obj.settings()
     client = es_client.connect(settings.es)
-    result = pipeline.run_once(settings, client, parse_at(at), dry_run=dry_run)
+    result = job.run_once(settings, client, parse_at(at), dry_run=dry_run)
     echo_json(result.summary())
     failed = [f"{d.channel} ({d.group}): {d.reason}" for d in result.deliveries if not d.sent]
     if failed:  # the results are written; only notifications failed
@@ -341,7 +341,7 @@ def backfill_command(obj: CliContext, start: str, end: str) -> None:
     first, last = parse_at(start, "--from"), parse_at(end, "--to")
     client = es_client.connect(settings.es)
     with progress_bar(max(0, (last - first) // settings.surprise.step + 1), "backfill") as advance:
-        result = pipeline.backfill(settings, client, first, last, progress=advance)
+        result = job.backfill(settings, client, first, last, progress=advance)
     echo_json(result.summary() | {"events": len(result.events)})
 
 
@@ -383,7 +383,7 @@ def evaluate_command(obj: CliContext, truth: Path, start: str, end: str | None, 
     settings = obj.settings()
     intervals = evaluate.read_truth(truth)
     client = es_client.connect(settings.es)
-    scores = pipeline.evaluate_job(settings, client, intervals, parse_at(start, "--from"), parse_at(end, "--to"))
+    scores = findings.evaluate_job(settings, client, intervals, parse_at(start, "--from"), parse_at(end, "--to"))
     if fmt == "json":
         echo_json(evaluate.evaluation_json(scores))
     else:

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas import es_client, evaluate, pipeline, simulate
+from atlas import es_client, evaluate, findings, job, simulate
 from atlas.clock import format_instant
 from atlas.distributions import distribution, ensure_distribution
 from atlas.embedded import CLUSTER_NAME, NodeOptions, default_home, start_cluster, stop_cluster
@@ -306,9 +306,9 @@ def run_atlas(
     setup_indices(client, settings)
     ends = next(iter(evaluated_steps(settings, spec).values()))
     started = time.perf_counter()
-    pipeline.backfill(settings, client, ends[0], ends[-1])
+    job.backfill(settings, client, ends[0], ends[-1])
     seconds = time.perf_counter() - started
-    scores = pipeline.evaluate_job(settings, client, truth, ends[0], ends[-1])
+    scores = findings.evaluate_job(settings, client, truth, ends[0], ends[-1])
     return evaluate.evaluation_json(scores)["all"], seconds
 
 

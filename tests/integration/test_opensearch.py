@@ -16,7 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from atlas import es_client, pipeline
+from atlas import es_client, job
 from atlas.cli import cli
 from atlas.indices import setup_indices
 from atlas.ingest import load
@@ -164,8 +164,8 @@ def test_run_sends_built_in_alerts(node: Node, monkeypatch: pytest.MonkeyPatch) 
         client = es_client.connect(settings.es)
         load.load_documents(client, settings.source, settings.source.index, documents(), extra_keywords=["node"])
         setup_indices(client, settings)
-        pipeline.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
-        first = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
+        job.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
+        first = job.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
     assert [e.metric for e in first.events] == ["cpu"]
     assert [(d.channel, d.sent) for d in first.deliveries] == [("slack", True), ("email", True)]
     assert mail.messages[0]["Subject"] == SUBJECT
