@@ -43,7 +43,8 @@ from typing import Any
 from atlas import es_client, evaluate, findings, job, simulate
 from atlas.clock import format_instant
 from atlas.distributions import distribution, ensure_distribution
-from atlas.embedded import CLUSTER_NAME, NodeOptions, default_home, start_cluster, stop_cluster
+from atlas.embedded import default_home, start_cluster, stop_cluster
+from atlas.embedded_nodes import CLUSTER_NAME, NodeOptions
 from atlas.errors import AtlasError, EsQueryRejected, ToolMissing
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
