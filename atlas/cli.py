@@ -17,6 +17,7 @@ from atlas import (
     demo,
     embedded,
     es_client,
+    es_server,
     evaluate,
     files,
     findings,
@@ -183,7 +184,7 @@ def config_show(obj: CliContext) -> None:
 @click.pass_obj
 def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], server_version: str) -> None:
     """Print the pipeline aggregation for one window, ready for Kibana Dev Tools (no network)."""
-    server = es_client.parse_server(server_version)
+    server = es_server.parse_server(server_version)
     if server is None:
         raise ConfigError(
             f"--server-version: {server_version!r} is not a version like 6.8, 7.10.2 or opensearch-2.19.6"
@@ -195,7 +196,7 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], ser
     end = floor_instant(
         parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
     )
-    request = build_surprise_request(settings, names, end, fused=es_client.moving_fn_takes_shift(server.api_version))
+    request = build_surprise_request(settings, names, end, fused=es_server.moving_fn_takes_shift(server.api_version))
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
     echo_json(request.body)
 

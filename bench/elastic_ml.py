@@ -46,6 +46,7 @@ from atlas.distributions import distribution, ensure_distribution
 from atlas.embedded import default_home, start_cluster, stop_cluster
 from atlas.embedded_nodes import CLUSTER_NAME, NodeOptions
 from atlas.errors import AtlasError, EsQueryRejected, ToolMissing
+from atlas.es_errors import translated_errors
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
 from atlas.records import Anomaly, Severity
@@ -143,7 +144,7 @@ def prepare_distribution(sandbox: str, dist_dir: Path) -> Path:
 
 def request(client: es_client.EsClient, method: str, path: str, body: Any = None, **params: Any) -> Any:
     """One REST call (6.8's _xpack/ml endpoints have no client method here); errors become AtlasError."""
-    with es_client.translated_errors(client, f"{method} {path}"):
+    with translated_errors(client, f"{method} {path}"):
         return client.raw.transport.perform_request(method, path, body=body, params=params or None)
 
 

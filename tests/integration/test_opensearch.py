@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from atlas import es_client, job
 from atlas.cli import cli
+from atlas.es_server import Server
 from atlas.indices import setup_indices
 from atlas.ingest import load
 from atlas.settings import load_settings
@@ -53,7 +54,7 @@ def parity_index(node: Node) -> tuple[str, pd.DataFrame]:
 
 def test_atlas_knows_the_server_for_opensearch_and_speaks_7_10s_api_there(node: Node) -> None:
     client = es_client.connect(load_settings(None, {"es.urls": [node.url]}).es)
-    assert client.server == es_client.Server("opensearch", "2.19.6")
+    assert client.server == Server("opensearch", "2.19.6")
     assert client.version == (7, 10)  # never Elasticsearch 2.19: composable templates, moving_fn with shift
     assert es_client.has_moving_fn_shift(client)
     es_client.require_script_modules(client)  # painless is there, and OpenSearch needs no aggregations module
