@@ -30,9 +30,9 @@ def alert(
     pending = state.pending_events(lease)
     known = {e.event_id for e in events}
     retried = results.read_event_anomalies(client, settings, [e for e in pending if e not in known])
-    sent = [*events, *anomaly_events(retried, settings.surprise.step)]
-    fresh = notify.select_unsent(sent, state.sent_events(lease), now, realert)
-    groups = group_as_configured(settings, sent, [*anomalies, *retried])
+    candidates = [*events, *anomaly_events(retried, settings.surprise.step)]
+    fresh = notify.select_unsent(candidates, state.sent_events(lease), now, realert)
+    groups = group_as_configured(settings, candidates, [*anomalies, *retried])
     notes = notify.build_notifications(groups, settings.results.job, {e.event_id for e in fresh})
     deliveries = notify.send_notifications(notes, settings.alerts)
     delivered = {d.group for d in deliveries if d.sent}
