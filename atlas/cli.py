@@ -17,17 +17,18 @@ from atlas import (
     demo,
     embedded,
     es_client,
+    es_server,
     evaluate,
     files,
+    findings,
     grouping,
-    indices,
+    job,
     listing,
     masking,
-    pipeline,
     presets,
-    results,
     simulate,
 )
+from atlas.cli_data import ingest, setup, simulate_command
 from atlas.cli_es import es
 from atlas.cli_outputs import kibana, report_command, timelion_command, watch
 from atlas.cli_support import (
@@ -39,17 +40,13 @@ from atlas.cli_support import (
     parse_duration_arg,
     progress_bar,
     split_assignments,
-    write_target,
 )
 from atlas.clock import floor_instant
 from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import AtlasError, ConfigError, OutputError
-from atlas.ingest import collectd_csv, collectd_http, csv_file, load, rrd_file
 from atlas.masking import mask
 from atlas.queries import build_surprise_request
-from atlas.settings import Settings
 from atlas.settings_text import effective_settings, render_config_file
-from atlas.threshold import group_events
 
 log = logging.getLogger("atlas")
 
@@ -175,119 +172,6 @@ def config_show(obj: CliContext) -> None:
     echo_json(effective_settings(obj.settings()))
 
 
-# ---- Elasticsearch setup and data in ---------------------------------------------------------------------
-@cli.command()
-@click.pass_obj
-def setup(obj: CliContext) -> None:
-    """Create the result index templates and indices (idempotent)."""
-    settings = obj.settings()
-    client = es_client.connect(settings.es)
-    echo_json({"indices": indices.setup_indices(client, settings)})
-
-
-@cli.command("simulate")
-@click.option("--scenario", type=click.Choice(simulate.SCENARIOS), default="blog", show_default=True)
-@click.option("--metrics", default=5, show_default=True)
-@click.option("--queries", default=100, show_default=True)
-@click.option("--nodes", default=3, show_default=True)
-@click.option("--hours", default=600, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--distribution", type=click.Choice(["normal", "lognormal"]), default="normal", show_default=True)
-@click.option("--start", default="2024-01-01T00:00:00Z", show_default=True, help="timestamp of hour 0 (UTC)")
-@click.option("--index", help="index to write [default: source.index]")
-@click.option("--truth", type=click.Path(path_type=Path, dir_okay=False), help="write labelled intervals (CSV)")
-@click.pass_obj
-def simulate_command(obj: CliContext, /, truth: Path | None, index: str | None, start: str, **scale: Any) -> None:
-    """Write the blog's simulated metrics (and their ground truth) into Elasticsearch."""
-    settings = obj.settings()
-    spec = simulate.SimulationSpec(start=parse_at(start, "--start"), **scale)
-    target = write_target(settings, index)
-    if truth is not None:
-        output_path(truth, "--truth")
-        simulate.write_truth_csv(simulate.truth_intervals(spec), truth)
-    client = es_client.connect(settings.es)
-    with progress_bar(simulate.count_documents(spec), "simulate") as advance:
-        report = load.load_documents(
-            client,
-            settings.source,
-            target,
-            simulate.simulate_documents(spec),
-            extra_keywords=["node"],
-            progress=advance,
-        )
-    echo_json(report.summary() | ({"truth": str(truth)} if truth else {}))
-
-
-@cli.group()
-def ingest() -> None:
-    """Import real metrics."""
-
-
-@ingest.command("csv")
-# No click checks on FILE: a directory or an unreadable file is one `Error:` line from the reader, not usage text.
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
-@click.option("--skip-bad", is_flag=True, help="skip and count bad rows (the first few are named) instead of failing")
-@click.option("--index", help="index to write [default: source.index]")
-@click.pass_obj
-def ingest_csv(obj: CliContext, files: tuple[Path, ...], skip_bad: bool, index: str | None) -> None:
-    """Import CSV files with columns timestamp,metric,series,value (ISO-8601 or epoch seconds); every file is
-    checked whole before the first document is written."""
-    settings = obj.settings()
-    target = write_target(settings, index)
-    with csv_file.check_csv_files(files, skip_bad=skip_bad) as checked:
-        import_checked(settings, target, checked)
-
-
-@ingest.command("rrd")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
-@click.option("--index", help="index to write [default: source.index]")
-@click.pass_obj
-def ingest_rrd(obj: CliContext, files: tuple[Path, ...], index: str | None) -> None:
-    """Import RRDtool files laid out as collectd writes them (<host>/<plugin>/<type>.rrd), every data source and
-    consolidation function at its finest resolution; every file is read whole before the first document is written."""
-    settings = obj.settings()
-    target = write_target(settings, index)
-    import_checked(settings, target, rrd_file.check_rrd_files(files))
-
-
-@ingest.command("collectd")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, readable=False))
-@click.option("--listen", metavar="HOST:PORT", help="receive collectd's write_http JSON posts here instead")
-@click.option("--duration", help="with --listen: stop after this long (e.g. 10m) [default: until Ctrl-C]")
-@click.option("--index", help="index to write [default: source.index]")
-@click.pass_obj
-def ingest_collectd(
-    obj: CliContext, paths: tuple[Path, ...], listen: str | None, duration: str | None, index: str | None
-) -> None:
-    """Import what collectd's csv plugin writes: its DataDir (or any folder or file under it), files named
-    <host>/<plugin>[-<pi>]/<type>[-<ti>]-YYYY-MM-DD, each checked whole before the first document is written; or,
-    with --listen, receive its write_http plugin's JSON posts until --duration or Ctrl-C."""
-    settings = obj.settings()
-    target = write_target(settings, index)
-    if (listen is None) == (not paths) or (duration is not None and listen is None):
-        raise click.UsageError("name the csv plugin's DataDir (or files under it), or --listen HOST:PORT [--duration]")
-    if listen is None:
-        import_checked(settings, target, collectd_csv.check_collectd_csv(paths))
-    else:
-        address, stop_after = collectd_http.parse_address(listen), parse_duration_arg(duration, "--duration")
-        client = es_client.connect(settings.es)
-        report = collectd_http.receive(
-            client, settings.source, target, address, duration=stop_after,
-            ready=lambda at: log.info("listening on http://%s/", at),
-        )  # fmt: skip
-        echo_json(report.summary())
-
-
-def import_checked(settings: Settings, target: str, checked: load.CheckedSamples) -> None:
-    """Index checked input files into `target` with a progress bar; print the import's summary."""
-    for note in checked.notes():
-        log.warning("%s", note)
-    client = es_client.connect(settings.es)
-    with progress_bar(checked.rows, "ingest") as advance:
-        report = load.import_samples(client, settings.source, target, checked, progress=advance)
-    echo_json(report.summary())
-
-
 @cli.command("query")
 @click.option("--at", help="window end (ISO-8601, UTC) [default: the latest complete window]")
 @click.option("--metric", "metrics", multiple=True, help="metric to include [default: source.metrics]")
@@ -300,7 +184,7 @@ def import_checked(settings: Settings, target: str, checked: load.CheckedSamples
 @click.pass_obj
 def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], server_version: str) -> None:
     """Print the pipeline aggregation for one window, ready for Kibana Dev Tools (no network)."""
-    server = es_client.parse_server(server_version)
+    server = es_server.parse_server(server_version)
     if server is None:
         raise ConfigError(
             f"--server-version: {server_version!r} is not a version like 6.8, 7.10.2 or opensearch-2.19.6"
@@ -312,7 +196,7 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], ser
     end = floor_instant(
         parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
     )
-    request = build_surprise_request(settings, names, end, fused=es_client.moving_fn_takes_shift(server.api_version))
+    request = build_surprise_request(settings, names, end, fused=es_server.moving_fn_takes_shift(server.api_version))
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
     echo_json(request.body)
 
@@ -325,7 +209,7 @@ def run_command(obj: CliContext, at: str | None, dry_run: bool) -> None:
     """The hourly job: every complete window since the last one done, write-back, threshold."""
     settings = obj.settings()
     client = es_client.connect(settings.es)
-    result = pipeline.run_once(settings, client, parse_at(at), dry_run=dry_run)
+    result = job.run_once(settings, client, parse_at(at), dry_run=dry_run)
     echo_json(result.summary())
     failed = [f"{d.channel} ({d.group}): {d.reason}" for d in result.deliveries if not d.sent]
     if failed:  # the results are written; only notifications failed
@@ -342,7 +226,7 @@ def backfill_command(obj: CliContext, start: str, end: str) -> None:
     first, last = parse_at(start, "--from"), parse_at(end, "--to")
     client = es_client.connect(settings.es)
     with progress_bar(max(0, (last - first) // settings.surprise.step + 1), "backfill") as advance:
-        result = pipeline.backfill(settings, client, first, last, progress=advance)
+        result = job.backfill(settings, client, first, last, progress=advance)
     echo_json(result.summary() | {"events": len(result.events)})
 
 
@@ -360,12 +244,12 @@ def anomalies_command(
     settings = obj.settings()
     last = parse_at(end, "--to")
     first = parse_at(start, "--from") if start else last - timedelta(days=7)
-    found = results.read_anomalies(es_client.connect(settings.es), settings, first, last)
-    events = group_events(found, settings.surprise.step)
+    client = es_client.connect(settings.es)
+    found = findings.read_findings(settings, client, first, last, group_by if grouped else group_by or None)
     if grouped or group_by:
-        rows = listing.group_rows(pipeline.grouped_events(settings, events, found, group_by))
+        rows = listing.group_rows(found.groups)
     else:
-        rows = listing.event_rows(grouping.event_members(events, found, settings.source.series_fields))
+        rows = listing.event_rows(grouping.event_members(found.events, found.anomalies, settings.source.series_fields))
     if fmt == "json":
         echo_json(rows)
     else:
@@ -384,7 +268,7 @@ def evaluate_command(obj: CliContext, truth: Path, start: str, end: str | None, 
     settings = obj.settings()
     intervals = evaluate.read_truth(truth)
     client = es_client.connect(settings.es)
-    scores = pipeline.evaluate_job(settings, client, intervals, parse_at(start, "--from"), parse_at(end, "--to"))
+    scores = findings.evaluate_job(settings, client, intervals, parse_at(start, "--from"), parse_at(end, "--to"))
     if fmt == "json":
         echo_json(evaluate.evaluation_json(scores))
     else:
@@ -421,7 +305,7 @@ def demo_command(obj: CliContext, queries: int, nodes: int, seed: int, out: Path
         click.echo(f"wrote {path}")
 
 
-for command in (es, watch, timelion_command, kibana, report_command):
+for command in (setup, simulate_command, ingest, es, watch, timelion_command, kibana, report_command):
     cli.add_command(command)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from atlas import es_client, evaluate, files, indices, pipeline
+from atlas import es_client, evaluate, files, findings, indices
 from atlas.cli_support import CliContext, echo_json, output_path, parse_at
 from atlas.errors import ConfigError
 from atlas.outputs import kibana as kibana_objects
@@ -129,6 +129,6 @@ def report_command(
     for path, option in ((out, "--out"), *(((png, "--png"),) if png else ())):
         output_path(path, option)
     known = evaluate.read_truth(truth) if truth else []
-    data = pipeline.report_data(settings, es_client.connect(settings.es), first, last, known, group_by)
+    data = findings.report_data(settings, es_client.connect(settings.es), first, last, known, group_by)
     report.write_report(data, out, png)
     click.echo(str(out) + (f"\n{png}" if png else ""))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from atlas.errors import ConfigError
+
 # Every instant atlas takes in (an option, a setting, a truth file, a simulated hour) lies in [EARLIEST, LATEST): Unix
 # time from its epoch to well past any data of today. Every duration lies in [0, LONGEST], and settings.py keeps what
 # one computation reaches back (a window's warm-up, the threshold's history) within LONGEST too, so no arithmetic on
@@ -115,3 +117,12 @@ def aligned_instants(first: datetime, last: datetime, step: timedelta, what: str
             f" {format_duration(step)}; at most {MAX_WINDOWS:,} at once: take the range in parts"
         )
     return [first + k * step for k in range(count)]
+
+
+def window_ends(first: datetime, last: datetime, step: timedelta, what: str) -> list[datetime]:
+    """The window ends first, first + step, ... up to last (UTC); ConfigError, before any is built, when they are more
+    than MAX_WINDOWS (`what` names them)."""
+    try:
+        return aligned_instants(first, last, step, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas import es_client, evaluate, files, listing, pipeline, results, simulate
+from atlas import es_client, evaluate, files, findings, job, listing, results, simulate
 from atlas.es_client import EsClient
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
@@ -18,7 +18,6 @@ from atlas.outputs import kibana, report, watch
 from atlas.records import TruthInterval
 from atlas.settings import Settings, load_settings
 from atlas.surprise import resolve_metrics
-from atlas.threshold import group_events
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ class DemoResult:
     """What the demo did and found, ready to print."""
 
     load: load.LoadReport
-    backfill: pipeline.RunResult
+    backfill: job.RunResult
     scores: dict[str, evaluate.Scores]
     events: list[dict[str, Any]]
     truth_path: Path
@@ -68,10 +67,9 @@ def run_demo(settings: Settings, spec: simulate.SimulationSpec, out_dir: Path, b
     warm_up = settings.surprise.window + settings.surprise.warm_up_buckets * settings.surprise.interval
     first, last = spec.start + warm_up, spec.start + timedelta(hours=spec.hours)
     with bars((last - first) // step + 1, "backfill") as advance:
-        done = pipeline.backfill(settings, client, first, last, progress=advance)
-    scores = pipeline.evaluate_job(settings, client, truth, first, last)
-    found = results.read_anomalies(client, settings, first, last)
-    rows = listing.group_rows(pipeline.grouped_events(settings, group_events(found, step), found))
+        done = job.backfill(settings, client, first, last, progress=advance)
+    scores = findings.evaluate_job(settings, client, truth, first, last)
+    rows = listing.group_rows(findings.read_findings(settings, client, first, last).groups)
     return DemoResult(
         loaded, done, scores, rows, truth_path, _write_outputs(settings, client, truth, first, last, out_dir)
     )
@@ -87,7 +85,7 @@ def _write_outputs(
     png = out_dir / "report.png" if shutil.which("chromium") else None
     if png is None:
         log.warning("no report.png: Chromium is not installed (apt-get install chromium)")
-    report.write_report(pipeline.report_data(settings, client, first, last, truth), html, png)
+    report.write_report(findings.report_data(settings, client, first, last, truth), html, png)
     ndjson = out_dir / "kibana.ndjson"
     files.write_output(ndjson, kibana.export_saved_objects(settings, metrics, with_truth=True))
     watches = watch.write_watches(settings, out_dir / "watches")

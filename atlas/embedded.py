@@ -6,34 +6,38 @@ import base64
 import contextlib
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
 import socket
 import ssl
-import stat
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from atlas.distributions import DEFAULT_VERSION, Distribution, distribution, ensure_distribution
+from atlas.embedded_nodes import (
+    PID_FILE,
+    TRANSPORT_OFFSET,
+    NodeOptions,
+    all_pids,
+    await_launch,
+    cmdline,
+    es_log,
+    give_to_unprivileged_user,
+    launch,
+    logged_reason,
+    others_can_enter,
+    write_keystore,
+    write_node_config,
+)
 from atlas.errors import ConfigError, EsUnavailable, ToolMissing
 
-CLUSTER_NAME = "atlas-embedded"
-TRANSPORT_OFFSET = 100
 _STATE_FILE = "cluster.json"
-_PID_FILE = "node.pid"
 _HEAP = re.compile(r"[1-9][0-9]{0,5}[mg]")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# Lines that say a node failed without saying why; the reason is the line before them.
-_NOISE = re.compile(r"([\w ]+:$|at |\.\.\. \d+ more|ERROR: (?:Elasticsearch|OpenSearch) |See logs)")
-_LOG_ERROR = re.compile(r"\]\[(?:ERROR|FATAL)\s*\]\[[^]]*\] (?:\[[^]]*\] )?(.+)")
 
 
 @dataclass(frozen=True)
@@ -60,18 +64,6 @@ def default_home() -> Path:
     if os.environ.get("ATLAS_HOME"):
         return Path(os.environ["ATLAS_HOME"]).expanduser()
     return Path("/var/lib/atlas") if os.geteuid() == 0 else Path.home() / ".atlas"
-
-
-@dataclass(frozen=True)
-class NodeOptions:
-    """What a caller adds to each node: elasticsearch.yml settings, keystore entries, files copied into config/."""
-
-    settings: Mapping[str, object] = field(default_factory=dict)
-    keystore: Mapping[str, str] = field(default_factory=dict)
-    config_files: Mapping[str, Path] = field(default_factory=dict)
-    # How start asks a secured node for its health: a user and password, and the CA that signed its certificate.
-    probe_user: tuple[str, str] | None = None
-    probe_ca: Path | None = None
 
 
 def default_data_dir(version: str) -> Path:
@@ -119,13 +111,13 @@ def start_cluster(
     es_home = ensure_distribution(dist, dist_dir)
     node_dirs = [data_dir / f"node-{i}" for i in range(nodes)]
     for i, node_dir in enumerate(node_dirs):
-        _write_node_config(node_dir, es_home, dist, i, nodes, port, heap, options)
-        _write_keystore(node_dir, es_home, java_home, dist, options.keystore)
-        _give_to_unprivileged_user(node_dir)
+        write_node_config(node_dir, es_home, dist, i, nodes, port, heap, options)
+        write_keystore(node_dir, es_home, java_home, dist, options.keystore)
+        give_to_unprivileged_user(node_dir)
     (data_dir / "version").write_text(version + "\n")
     if os.geteuid() == 0:
         for path in (es_home, data_dir):
-            if not _others_can_enter(path):
+            if not others_can_enter(path):
                 raise ConfigError(
                     f"{path} is not reachable by user nobody, which runs the nodes when atlas runs as root; "
                     "use --data / ATLAS_HOME below a directory others can enter (default /var/lib/atlas)"
@@ -133,9 +125,9 @@ def start_cluster(
     scheme = "https" if options.settings.get("xpack.security.http.ssl.enabled") else "http"
     url = f"{scheme}://127.0.0.1:{port}"
     try:
-        launched = [_launch(node_dir, es_home, java_home, dist) for node_dir in node_dirs]
+        launched = [launch(node_dir, es_home, java_home, dist) for node_dir in node_dirs]
         # All launchers first: with several nodes each one waits until a quorum has formed.
-        failures = [_await_launch(proc, node_dir, deadline) for proc, node_dir in zip(launched, node_dirs, strict=True)]
+        failures = [await_launch(proc, node_dir, deadline) for proc, node_dir in zip(launched, node_dirs, strict=True)]
         reasons = [reason for reason in failures if reason]
         if reasons:
             raise EsUnavailable(f"{dist.title} did not start at {url}: " + "; ".join(reasons))
@@ -152,7 +144,7 @@ def stop_cluster(data_dir: Path, timeout_s: float = 60.0) -> tuple[int, ...]:
     """Stop the nodes this data_dir's cluster.json and pid files name (SIGTERM, SIGKILL after timeout_s)."""
     data_dir = data_dir.resolve()
     state = _read_state(data_dir)
-    from_files = [_read_pid(path) or 0 for path in sorted(data_dir.glob(f"node-*/{_PID_FILE}"))]
+    from_files = [_read_pid(path) or 0 for path in sorted(data_dir.glob(f"node-*/{PID_FILE}"))]
     candidates = dict.fromkeys([*(state.pids if state else ()), *from_files])  # node order, no duplicates
     pids = tuple(pid for pid in candidates if _is_ours(pid, data_dir))
     _signal_and_wait(pids, data_dir, timeout_s)
@@ -225,185 +217,19 @@ def _require_free_port(port: int) -> None:
             ) from exc
 
 
-def _write_node_config(
-    node_dir: Path,
-    es_home: Path,
-    dist: Distribution,
-    index: int,
-    nodes: int,
-    port: int,
-    heap: str,
-    options: NodeOptions,
-) -> None:
-    for sub in ("config", "data", "logs", "tmp"):
-        (node_dir / sub).mkdir(parents=True, exist_ok=True)
-    names = [f"node-{i}" for i in range(nodes)]
-    transports = [f"127.0.0.1:{port + TRANSPORT_OFFSET + i}" for i in range(nodes)]
-    settings: dict[str, object] = {
-        "cluster.name": CLUSTER_NAME,
-        "node.name": names[index],
-        "network.host": "127.0.0.1",
-        "http.port": port + index,
-        # 6.x names the transport port transport.tcp.port; 7.0 renamed it.
-        ("transport.tcp.port" if dist.major == 6 else "transport.port"): port + TRANSPORT_OFFSET + index,
-        "path.data": str(node_dir / "data"),
-        "path.logs": str(node_dir / "logs"),
-        "cluster.routing.allocation.disk.threshold_enabled": False,
-        "action.destructive_requires_name": False,
-    }
-    if dist.has_xpack:  # the integ-test-zip of 7.10 has no x-pack and refuses its settings
-        settings["xpack.security.enabled"] = False
-    if dist.major == 6:  # Watcher needs a trial (or paid) licence; ML's native process does not start here
-        settings |= {"xpack.license.self_generated.type": "trial", "xpack.ml.enabled": False}
-    if nodes == 1:
-        settings["discovery.type"] = "single-node"
-    elif dist.major == 6:
-        settings["discovery.zen.ping.unicast.hosts"] = transports
-        settings["discovery.zen.minimum_master_nodes"] = nodes // 2 + 1
-    else:
-        settings["discovery.seed_hosts"] = transports
-        # OpenSearch 2.x renamed it (the old name still works, with a deprecation warning at every start)
-        initial = "cluster.initial_cluster_manager_nodes" if dist.is_opensearch else "cluster.initial_master_nodes"
-        settings[initial] = names
-    settings |= dict(options.settings)
-    conf = node_dir / "config"
-    # JSON scalars and lists are valid YAML, and quote paths safely.
-    (conf / f"{dist.product}.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
-    # Our own jvm.options: the distribution's writes a GC log relative to the working directory, and 6.x's names
-    # a garbage collector that JDK 17 no longer has.
-    tmpdir = f"-Djava.io.tmpdir=${{{dist.env_prefix}_TMPDIR}}"
-    jvm = ["-XX:+UseG1GC", tmpdir, "-XX:+ExitOnOutOfMemoryError", f"-Xms{heap}", f"-Xmx{heap}"]
-    if dist.is_opensearch:  # as OpenSearch's own jvm.options: the common pool's threads under its security manager
-        factory = "org.opensearch.secure_sm.SecuredForkJoinWorkerThreadFactory"
-        jvm.append(f"-Djava.util.concurrent.ForkJoinPool.common.threadFactory={factory}")
-    (conf / "jvm.options").write_text("\n".join(jvm) + "\n")
-    shutil.copyfile(es_home / "config" / "log4j2.properties", conf / "log4j2.properties")
-    for name, source in options.config_files.items():
-        shutil.copyfile(source, conf / name)
-
-
-def _write_keystore(
-    node_dir: Path, es_home: Path, java_home: Path, dist: Distribution, entries: Mapping[str, str]
-) -> None:
-    """A fresh keystore in the node's config/ holding `entries` (secure settings), or none when there are none."""
-    keystore = node_dir / "config" / f"{dist.product}.keystore"
-    keystore.unlink(missing_ok=True)
-    if not entries:
-        return
-    tool = str(es_home / "bin" / f"{dist.product}-keystore")
-    env = _launch_env(node_dir, java_home, dist)
-    for args, stdin in [(["create"], ""), *((["add", "-x", "-f", name], value) for name, value in entries.items())]:
-        proc = subprocess.run([tool, *args], input=stdin, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:  # never print stdin: it is a secret
-            reason = _last_meaningful_line(proc.stdout + proc.stderr) or f"exit code {proc.returncode}"
-            raise EsUnavailable(f"{dist.product}-keystore {args[0]} failed for {node_dir.name}: {reason}")
-
-
-def _give_to_unprivileged_user(node_dir: Path) -> None:
-    if os.geteuid() == 0:
-        uid, gid = _unprivileged_ids()
-        for root, dirs, files in os.walk(node_dir):
-            os.chown(root, uid, gid)
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-
-
-def _unprivileged_ids() -> tuple[int, int]:
-    entry = pwd.getpwnam("nobody")
-    return entry.pw_uid, entry.pw_gid
-
-
-def _launch_env(node_dir: Path, java_home: Path, dist: Distribution) -> dict[str, str]:
-    prefix = dist.env_prefix
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(node_dir),
-        f"{prefix}_JAVA_HOME": str(java_home),
-        "JAVA_HOME": str(java_home),  # what versions before 7.12 read
-        f"{prefix}_PATH_CONF": str(node_dir / "config"),
-        f"{prefix}_TMPDIR": str(node_dir / "tmp"),  # also puts node_dir on the JVM's command line, which stop checks
-    }
-
-
-def _launch(node_dir: Path, es_home: Path, java_home: Path, dist: Distribution) -> subprocess.Popen[bytes]:
-    env = _launch_env(node_dir, java_home, dist)
-    cmd = [str(es_home / "bin" / dist.product), "-d", "-p", str(node_dir / _PID_FILE)]
-    if os.geteuid() == 0:  # Elasticsearch and OpenSearch refuse to run as root
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            raise ToolMissing("setpriv not found: install util-linux (apt-get install util-linux)")
-        uid, gid = _unprivileged_ids()
-        cmd = [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *cmd]
-    with open(node_dir / "launch.log", "wb") as out:
-        return subprocess.Popen(
-            cmd, cwd=node_dir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )
-
-
-def _others_can_enter(path: Path) -> bool:
-    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
-
-
-def _await_launch(proc: subprocess.Popen[bytes], node_dir: Path, deadline: float) -> str:
-    """Wait for one `elasticsearch -d` launcher; returns why the node failed, or "" when it started."""
-    try:
-        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return f"{node_dir.name} did not start in time (log: {_es_log(node_dir)})"
-    if code == 0:
-        return ""
-    line, log = _logged_reason(node_dir, node_dir / "launch.log", _es_log(node_dir))
-    return f"{node_dir.name}: {line or f'exit code {code}'} (log: {log})"
-
-
-def _es_log(node_dir: Path) -> Path:
-    return node_dir / "logs" / f"{CLUSTER_NAME}.log"
-
-
-def _logged_reason(node_dir: Path, *logs: Path) -> tuple[str, Path]:
-    """The first meaningful failure line of `logs` (in that order) and the log it is from; else "" and the last."""
-    for log in logs:
-        line = _last_meaningful_line(log.read_text(errors="replace")) if log.is_file() else ""
-        if line:
-            return line, log
-    return "", logs[-1]
-
-
 def _await_pid(node_dir: Path, data_dir: Path, deadline: float) -> int:
     """The node's pid, once it wrote its pid file: before 8.0 `elasticsearch -d` returns before the node has
     started, so a node can still fail (or still be booting) after its launcher said 0."""
     while True:
-        pid = _read_pid(node_dir / _PID_FILE)
+        pid = _read_pid(node_dir / PID_FILE)
         if pid is not None and _is_ours(pid, data_dir):
             return pid
-        booting = any(_is_ours(p, data_dir) and f"{node_dir}{os.sep}".encode() in _cmdline(p) for p in _all_pids())
+        booting = any(_is_ours(p, data_dir) and f"{node_dir}{os.sep}".encode() in cmdline(p) for p in all_pids())
         if not booting or time.monotonic() >= deadline:
-            line, _ = _logged_reason(node_dir, _es_log(node_dir), node_dir / "launch.log")
+            line, _ = logged_reason(node_dir, es_log(node_dir), node_dir / "launch.log")
             why = "did not start in time" if booting else f"stopped: {line or 'no reason logged'}"
-            raise EsUnavailable(f"{node_dir.name} {why} (log: {_es_log(node_dir)})")
+            raise EsUnavailable(f"{node_dir.name} {why} (log: {es_log(node_dir)})")
         time.sleep(0.2)
-
-
-def _all_pids() -> list[int]:
-    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _last_meaningful_line(text: str) -> str:
-    """The reason in a launcher's or log's text: its last ERROR log entry, else its last non-boilerplate line."""
-    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
-    errors = [m.group(1) for m in map(_LOG_ERROR.search, lines) if m]
-    meaningful = errors or [line for line in lines if line and not _NOISE.match(line)]
-    return meaningful[-1][:500] if meaningful else ""
 
 
 def _wait_for_health(url: str, nodes: int, deadline: float, options: NodeOptions | None) -> None:
@@ -446,7 +272,7 @@ def _try_get_json(url: str, timeout_s: float, options: NodeOptions | None = None
 
 def _is_ours(pid: int, data_dir: Path) -> bool:
     """Whether pid is a live Elasticsearch or OpenSearch JVM (or its launcher) for a node directory of data_dir."""
-    args = _cmdline(pid).split(b"\0")
+    args = cmdline(pid).split(b"\0")
     marker = f"{data_dir}{os.sep}node-".encode()
     is_server = any(b"org.elasticsearch" in arg or b"org.opensearch" in arg for arg in args)
     return is_server and any(marker in arg for arg in args)
@@ -465,12 +291,12 @@ def _signal_and_wait(pids: tuple[int, ...], data_dir: Path, timeout_s: float) ->
 
 def _kill_nodes(data_dir: Path) -> None:
     """Kill what a failed start launched: its pid files may not exist yet, so look at every process."""
-    _signal_and_wait(tuple(pid for pid in _all_pids() if _is_ours(pid, data_dir)), data_dir, 0.0)
+    _signal_and_wait(tuple(pid for pid in all_pids() if _is_ours(pid, data_dir)), data_dir, 0.0)
     _forget(data_dir)
 
 
 def _forget(data_dir: Path) -> None:
-    for path in [data_dir / _STATE_FILE, *data_dir.glob(f"node-*/{_PID_FILE}")]:
+    for path in [data_dir / _STATE_FILE, *data_dir.glob(f"node-*/{PID_FILE}")]:
         path.unlink(missing_ok=True)
 
 

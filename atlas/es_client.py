@@ -1,30 +1,22 @@
-"""The only door to Elasticsearch: client factory, the requests atlas sends, what differs by server version, and
-transport errors mapped to AtlasError."""
+"""The door to Elasticsearch: the client and its factory, and every request atlas sends (its connection in
+es_transport, its errors in es_errors, what the server's version decides in es_server)."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import os
-import socket
-import threading
-import time
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import elasticsearch
-from elasticsearch import Elasticsearch, helpers
-from elasticsearch.connection import Urllib3HttpConnection
-from elasticsearch.serializer import JSONSerializer
+from elasticsearch import Elasticsearch
 
 from atlas.errors import ConfigError, EsQueryRejected, EsUnavailable
+from atlas.es_errors import reason_of, translated_errors
+from atlas.es_server import Server, major_minor, moving_fn_takes_shift
+from atlas.es_transport import DeadlineConnection
 from atlas.masking import mask
 from atlas.settings import EsSettings
 
@@ -32,48 +24,6 @@ from atlas.settings import EsSettings
 # and from 8.0 on the aggregations module, where moving_fn and bucket_sort moved out of the server.
 _SCRIPT_MODULES = {6: ("lang-painless",), 7: ("lang-painless",), 8: ("lang-painless", "aggregations")}
 _LATEST_SCRIPT_MODULES = ("lang-painless", "aggregations")
-
-
-@dataclass(frozen=True)
-class Server:
-    """What a cluster says it is: its distribution (`elasticsearch`, `opensearch`) and version number."""
-
-    distribution: str
-    number: str
-
-    @property
-    def is_opensearch(self) -> bool:
-        return self.distribution == "opensearch"
-
-    @property
-    def product(self) -> str:
-        return "OpenSearch" if self.is_opensearch else "Elasticsearch"
-
-    @property
-    def title(self) -> str:
-        """`Elasticsearch 7.10.2`, `OpenSearch 2.19.6`: for messages."""
-        return f"{self.product} {self.number}"
-
-    @property
-    def api_version(self) -> tuple[int, int]:
-        """(major, minor) of the Elasticsearch API the server speaks, which every version check of atlas compares:
-        its own for Elasticsearch; 7.10 for every OpenSearch, which was forked from Elasticsearch 7.10.2 and kept
-        its API (its own 1.x and 2.x numbers are no Elasticsearch 1.x or 2.x)."""
-        if self.is_opensearch:
-            return (7, 10)
-        version = major_minor(self.number)
-        if version is None:  # parse_server and EsClient.server let only versions through
-            raise ValueError(f"not a version: {self.number!r}")
-        return version
-
-
-def parse_server(text: str) -> Server | None:
-    """A server named as `atlas es start --version` names it: `7.10.2`, `6.8`, `opensearch-2.19.6`; None when the
-    text is not one."""
-    number = text.strip().removeprefix("opensearch-")
-    if major_minor(number) is None:
-        return None
-    return Server("opensearch" if text.strip().startswith("opensearch-") else "elasticsearch", number)
 
 
 class EsClient:
@@ -122,25 +72,8 @@ class EsClient:
         return self.server.api_version
 
     def close(self) -> None:
+        """Close the pooled connections to the cluster."""
         self.raw.close()
-
-
-def major_minor(text: str) -> tuple[int, int] | None:
-    """(major, minor) of a version such as `7.10.2`, `6.8` or `8.0.0-SNAPSHOT`; None when the text is not one."""
-    parts = text.strip().split(".")
-    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
-        return None
-    return int(parts[0]), int(parts[1])
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    indexed: int
-    seconds: float
-
-    @property
-    def docs_per_second(self) -> float:
-        return self.indexed / self.seconds if self.seconds > 0 else float(self.indexed)
 
 
 def describe_target(es: EsSettings) -> str:
@@ -175,102 +108,6 @@ def connect(es: EsSettings) -> EsClient:
     return EsClient(raw, describe_target(es), es.request_timeout.total_seconds(), es.max_retries + 1)
 
 
-_flights = threading.local()  # the request this thread is sending, for its connection to attach to
-
-
-class _Flight:
-    """One request on the wire: when its deadline passes, the socket it uses is shut, which ends a read however
-    slowly the server dribbles bytes (a socket timeout bounds each read, not the whole answer)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self.expired = self._done = False
-
-    def attach(self, conn: Any) -> None:
-        with self._lock:
-            self._conn = conn
-            if self.expired and not self._done:
-                _shut(conn)
-
-    def expire(self) -> None:
-        with self._lock:
-            if not self._done:
-                self.expired = True
-                if self._conn is not None:
-                    _shut(self._conn)
-
-    def finish(self) -> None:
-        with self._lock:
-            self._done, self._conn = True, None
-
-
-def _shut(conn: Any) -> None:
-    sock = getattr(conn, "sock", None)
-    if sock is not None:
-        # the plain socket's shutdown, also under TLS: SSLSocket's own would unset state its reader is using;
-        # OSError: already closed
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-@functools.cache
-def _tracked(base: type) -> type:
-    """`base` (urllib3's HTTP or HTTPS connection class), attaching itself to the thread's request when used."""
-
-    class Tracked(base):  # type: ignore[misc]
-        def connect(self) -> None:
-            super().connect()
-            flight = getattr(_flights, "flight", None)
-            if flight is not None:
-                flight.attach(self)
-
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            flight = getattr(_flights, "flight", None)
-            if flight is not None:
-                flight.attach(self)
-            return super().request(*args, **kwargs)
-
-    return Tracked
-
-
-class DeadlineConnection(Urllib3HttpConnection):
-    """The client's connection with es.request_timeout as a deadline for each whole request (connect, send, the
-    complete answer), not only for each socket read; a request past it fails as a timeout (retried per
-    es.max_retries), so an unresponsive or trickling server is waited on for at most (1 + max_retries) x timeout."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pool.ConnectionCls = _tracked(self.pool.ConnectionCls)
-
-    def perform_request(
-        self,
-        method: str,
-        url: str,
-        params: Any = None,
-        body: Any = None,
-        timeout: Any = None,
-        ignore: Any = (),
-        headers: Any = None,
-    ) -> Any:
-        seconds = float(timeout or self.timeout or 0)
-        flight = _Flight()
-        _flights.flight = flight
-        timer = threading.Timer(seconds, flight.expire)
-        timer.daemon = True
-        timer.start()
-        try:
-            return super().perform_request(method, url, params, body, timeout, ignore, headers)
-        except elasticsearch.ConnectionError as exc:
-            if flight.expired and not isinstance(exc, elasticsearch.ConnectionTimeout):
-                raise elasticsearch.ConnectionTimeout("TIMEOUT", f"no whole answer in {seconds:g} s", exc) from exc
-            raise
-        finally:
-            flight.finish()
-            timer.cancel()
-            _flights.flight = None
-
-
 def _ca_file(ca_certs: str) -> str:
     """es.ca_certs as a readable file: else the client fails only at the first request, with a bare SSLError that
     blames the handshake (and this client version takes no directory of certificates)."""
@@ -281,125 +118,6 @@ def _ca_file(ca_certs: str) -> str:
             f"es.ca_certs: {ca_certs} {why}; name the PEM file of the CA that signed the server's certificate"
         )
     return str(path)
-
-
-@contextmanager
-def translated_errors(client: EsClient, what: str) -> Iterator[None]:
-    """Turn the client's exceptions raised inside the block into AtlasErrors that say `what` failed, and where."""
-    try:
-        yield
-    except helpers.BulkIndexError as exc:
-        first: dict[str, Any] = exc.errors[0] if exc.errors else {}
-        detail: Any = next(iter(first.values()), {}) if first else {}
-        error = detail.get("error", {}) if isinstance(detail, dict) else {}
-        reason = error.get("reason", error) if isinstance(error, dict) else error
-        if _is_write_block(str(reason)):
-            raise EsQueryRejected(f"{what}: {_WRITE_BLOCK}") from exc
-        raise EsQueryRejected(f"{what}: {len(exc.errors)} document(s) rejected, first: {reason}") from exc
-    except elasticsearch.SSLError as exc:
-        raise EsUnavailable(
-            f"{what}: TLS handshake with {client.target} failed ({_ssl_reason(exc)}); "
-            "set es.ca_certs to the CA that signed its certificate"
-        ) from exc
-    except elasticsearch.ConnectionTimeout as exc:
-        raise EsUnavailable(
-            f"{what}: no answer from {client.target} in {client.timeout_s:g} s, tried {client.attempts} times"
-            " (es.request_timeout, es.max_retries)"
-        ) from exc
-    except elasticsearch.ConnectionError as exc:
-        raise EsUnavailable(
-            f"{what}: cannot reach Elasticsearch at {client.target} ({_connection_reason(exc)}, tried"
-            f" {client.attempts} times){_plain_http_hint(client, exc)}"
-        ) from exc
-    except elasticsearch.SerializationError as exc:
-        raise EsUnavailable(
-            f"{what}: {client.target} answered with something that is not JSON: is it Elasticsearch?"
-        ) from exc
-    except elasticsearch.TransportError as exc:
-        status = exc.status_code
-        body = exc.info if exc.info is not None else exc.error  # the raw text when the answer was not JSON
-        if _is_overloaded(status, body):
-            raise EsUnavailable(
-                f"{what}: {client.target} is overloaded or not ready (HTTP {status}); try again later"
-            ) from exc
-        if _is_write_block(_reason(body)):
-            raise EsQueryRejected(f"{what}: {_WRITE_BLOCK}") from exc
-        if status == 401:
-            raise EsQueryRejected(
-                f"{what}: {client.target} refused the credentials (HTTP 401); check es.username and "
-                "ATLAS_ES_PASSWORD, or ATLAS_ES_API_KEY"
-            ) from exc
-        raise EsQueryRejected(f"{what}: Elasticsearch answered {status}: {_reason(body)}") from exc
-
-
-# What Elasticsearch does when a node's disk passes the flood-stage watermark: a read-only-allow-delete block on
-# every index with a shard there (also settable by hand). Nothing atlas writes gets through until it is lifted.
-_WRITE_BLOCK = (
-    "the index is read-only (index.blocks.read_only_allow_delete: Elasticsearch sets it when a disk passes the"
-    " flood-stage watermark); free disk space (7.4 and later lift the block then; before, PUT <index>/_settings"
-    ' {"index.blocks.read_only_allow_delete": null}) and run again: nothing is lost, the next run redoes the work'
-)
-
-
-def _is_overloaded(status: Any, body: Any) -> bool:
-    """A 429 or 503 that is not an Elasticsearch error about the request itself (a search that failed on every
-    shard is a 503 too): a full queue, a proxy's or a starting node's answer."""
-    if status not in (429, 503):
-        return False
-    error = body.get("error") if isinstance(body, Mapping) else None
-    return not isinstance(error, Mapping) or "rejected_execution" in str(error.get("type"))
-
-
-def _is_write_block(reason: str) -> bool:
-    return any(
-        mark in reason for mark in ("read-only / allow delete", "read_only_allow_delete", "read-only-allow-delete")
-    )
-
-
-def _connection_reason(exc: elasticsearch.ConnectionError) -> str:
-    text = str(exc.info if exc.info is not None else exc)
-    for known, said in (("Connection refused", "connection refused"), ("Name or service not known", "unknown host")):
-        if known in text:
-            return said
-    return type(exc.info).__name__ if isinstance(exc.info, BaseException) else "no connection"
-
-
-def _plain_http_hint(client: EsClient, exc: elasticsearch.ConnectionError) -> str:
-    """A TLS port asked in plain HTTP drops the connection without an answer: say so when the URL is http."""
-    dropped = type(exc.info).__name__ == "ProtocolError"  # urllib3's "Connection aborted" (reset, remote closed)
-    return "; if it serves HTTPS, its URL must start with https://" if dropped and "http://" in client.target else ""
-
-
-def _ssl_reason(exc: elasticsearch.SSLError) -> str:
-    text = str(exc.info if exc.info is not None else exc)
-    for known in ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "hostname mismatch"):
-        if known in text:
-            return known.lower().replace("_", " ")
-    if "NO_CERTIFICATE_OR_CRL_FOUND" in text:  # the CA file loads only when the first connection is made
-        return "es.ca_certs holds no PEM certificate"
-    return type(exc.info).__name__ if isinstance(exc.info, BaseException) else "SSL error"
-
-
-def _reason(body: Any) -> str:
-    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-        error = body["error"]
-        causes = error.get("root_cause") or []
-        cause = causes[0] if causes else error
-        caused_by = error.get("caused_by", {})
-        text = f"{cause.get('type')}: {cause.get('reason')}"
-        if (
-            isinstance(caused_by, Mapping)
-            and caused_by.get("reason")
-            and caused_by.get("reason") != cause.get("reason")
-        ):
-            text += f" ({caused_by.get('reason')})"
-        return text
-    text = "" if body is None else str(body).strip()
-    if not text:
-        return "no body"
-    if text.startswith("<"):  # a proxy's or another server's HTML page
-        return "an HTML page, not an Elasticsearch answer"
-    return text[:300]
 
 
 def require_script_modules(client: EsClient) -> None:
@@ -424,12 +142,6 @@ def has_moving_fn_shift(client: EsClient) -> bool:
     return moving_fn_takes_shift(client.version)
 
 
-def moving_fn_takes_shift(version: tuple[int, int]) -> bool:
-    """Whether moving_fn takes `shift` in this (major, minor) Elasticsearch API version (Server.api_version): from
-    7.4 on, so on every OpenSearch."""
-    return version >= (7, 4)
-
-
 def index_exists(client: EsClient, index: str) -> bool:
     """Whether an index (or alias) with this exact name exists."""
     with translated_errors(client, f"checking index {index}"):
@@ -450,7 +162,7 @@ def create_index(client: EsClient, index: str, body: Mapping[str, Any]) -> bool:
         return True
     if isinstance(error, Mapping) and error.get("type") == "resource_already_exists_exception":
         return False
-    raise EsQueryRejected(f"creating index {index}: {_reason(response)}")
+    raise EsQueryRejected(f"creating index {index}: {reason_of(response)}")
 
 
 def put_index_template(client: EsClient, name: str, patterns: list[str], body: Mapping[str, Any]) -> None:
@@ -539,93 +251,6 @@ def refresh(client: EsClient, index: str) -> None:
     """Make everything indexed so far searchable."""
     with translated_errors(client, f"refreshing {index}"):
         client.raw.indices.refresh(index=index)
-
-
-BULK_BYTES = 5 * 1024 * 1024  # of one bulk request at most (Elastic advises a few MB to a few tens of MB)
-FIRST_BULK_BYTES = 256 * 1024  # of each stream's first request: about 2,000 imported samples
-
-
-def bulk_index(
-    client: EsClient,
-    index: str,
-    docs: Iterable[Mapping[str, Any]],
-    *,
-    progress: Callable[[int], None] | None = None,
-    chunk_bytes: int = BULK_BYTES,
-    threads: int = 2,
-    route: Callable[[Mapping[str, Any]], int] | None = None,
-) -> BulkResult:
-    """Index documents (each may carry its own `_id`, its body under `_source`, a mapping or its JSON text, or
-    beside the `_id`) into `index`, then refresh it; raise on any rejection. `threads` bulk streams side by side,
-    each sending its requests one at a time: `route(doc)` picks a document's stream, so that the documents of one
-    stream are indexed in their input order; without it the requests take turns. Each document is serialized once
-    (here, or by its maker as JSON text), and the answers carry only the errors (the client's bulk helper parses a
-    result per document), which keeps the work per document small.
-
-    Requests are cut by size, not by count: each stream's first one holds about FIRST_BULK_BYTES of lines, and each
-    next one twice the previous, up to `chunk_bytes` (a mapping error or an unreachable node shows within the first
-    few thousand documents, and the progress bar moves from the start; then few large requests, which is what
-    Elasticsearch indexes fastest). `progress` is called with the number of documents acknowledged since its previous
-    call.
-    """
-    what = f"bulk indexing into {index}"
-    head = f'{{"index":{{"_index":{json.dumps(index)}' + (',"_type":"_doc"' if client.version[0] == 6 else "")
-    # dates, decimals, numpy numbers: as the client writes them
-    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=JSONSerializer().default).encode
-
-    def line(doc: Mapping[str, Any]) -> str:
-        source = doc["_source"] if "_source" in doc else {k: v for k, v in doc.items() if k != "_id"}
-        doc_id = f',"_id":{json.dumps(doc["_id"])}' if "_id" in doc else ""
-        return f"{head}{doc_id}}}}}\n{source if isinstance(source, str) else encode(source)}\n"
-
-    def send(chunk: list[str]) -> int:
-        with translated_errors(client, what):
-            answer = client.raw.bulk(body="".join(chunk).encode("utf-8"), filter_path="errors,items.*.error")
-            if answer.get("errors"):
-                errors = list(answer.get("items", []))
-                raise helpers.BulkIndexError(f"{len(errors)} document(s) failed to index.", errors)
-        return len(chunk)
-
-    streams = [ThreadPoolExecutor(max_workers=1) for _ in range(threads)]
-    chunks: list[list[str]] = [[] for _ in streams]
-    sizes = [0 for _ in streams]  # characters of each stream's pending lines (bytes, for ASCII)
-    limits = [min(FIRST_BULK_BYTES, chunk_bytes) for _ in streams]
-    in_flight: list[deque[Future[int]]] = [deque() for _ in streams]
-    indexed = turn = 0
-
-    def collect(k: int, keep: int) -> None:
-        nonlocal indexed
-        while len(in_flight[k]) > keep:
-            count = in_flight[k].popleft().result()
-            indexed += count
-            if progress is not None:
-                progress(count)
-
-    def submit(k: int) -> None:
-        collect(k, 1)  # at most two requests of a stream queued or in flight
-        in_flight[k].append(streams[k].submit(send, chunks[k]))
-        chunks[k], sizes[k], limits[k] = [], 0, min(2 * limits[k], chunk_bytes)
-
-    started = time.monotonic()
-    try:
-        for doc in docs:
-            k = route(doc) if route is not None else turn
-            text = line(doc)
-            chunks[k].append(text)
-            sizes[k] += len(text)
-            if sizes[k] >= limits[k]:
-                submit(k)
-                turn = (turn + 1) % threads
-        for k, chunk in enumerate(chunks):
-            if chunk:
-                submit(k)
-        for k in range(threads):
-            collect(k, 0)
-    finally:
-        for stream in streams:
-            stream.shutdown(wait=True, cancel_futures=True)
-    refresh(client, index)
-    return BulkResult(indexed=indexed, seconds=time.monotonic() - started)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from atlas.settings import GroupingSettings
 SPREAD = "*"  # the value of a group whose events no single field value dominated
 
 
-def group_events(
+def group_overlapping_events(
     events: Sequence[AnomalyEvent],
     anomalies: Sequence[Anomaly],
     series_fields: Sequence[str],
@@ -21,7 +21,8 @@ def group_events(
     step: timedelta,
     field: str | None = None,
 ) -> list[GroupedEvent]:
-    """The grouped events of `events` (their points among `anomalies`), ordered by start then label.
+    """Events of several metrics at overlapping hours, grouped under a series field's value (or across metrics):
+    the grouped events of `events` (their points among `anomalies`), ordered by start then label.
 
     Grouping field: `field`, else `settings.field`. With a field, each event joins the group of every value of that
     field holding at least `settings.min_share` of its influence, or the group `*` when none does; without one,

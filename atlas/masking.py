@@ -51,9 +51,10 @@ def remember(secret: str | None) -> None:
     _known.update(form for form in forms if len(form) >= _MIN_LENGTH)
 
 
-def remember_urls(value: str | Iterable[str]) -> None:
+def remember_urls(value: str | Iterable[object]) -> None:
     """Remember the credentials in a URL setting (one URL, a comma-separated list, or a list): the userinfo, its
-    password, and the pieces a misplaced `/`, `,`, `?` or `#` would cut the password into."""
+    password, and the pieces a misplaced `/`, `,`, `?` or `#` would cut the password into. The list is the raw one
+    read from the file, before validation: items that are not strings are skipped (validation names them)."""
     for url in [value] if isinstance(value, str) else value:
         if not isinstance(url, str):
             continue

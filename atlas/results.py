@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from atlas import es_client
+from atlas import es_bulk, es_client
 from atlas.clock import floor_instant, format_instant, parse_instant
 from atlas.es_client import EsClient
 from atlas.indices import percentile_field, result_indices, truth_mapping
@@ -71,14 +71,14 @@ def write_surprise(client: EsClient, settings: Settings, results: Iterable[Windo
     docs = (
         {"_id": surprise_id(job, r.metric, r.window_end), "_source": surprise_document(settings, r)} for r in results
     )
-    return es_client.bulk_index(client, result_indices(settings.results).surprise, docs).indexed
+    return es_bulk.bulk_index(client, result_indices(settings.results).surprise, docs).indexed
 
 
 def write_anomalies(client: EsClient, settings: Settings, anomalies: Iterable[Anomaly]) -> int:
     """Index anomaly documents (rewriting any of the same point) and refresh; returns how many."""
     job = settings.results.job
     docs = ({"_id": anomaly_id(job, a), "_source": anomaly_document(job, a)} for a in anomalies)
-    return es_client.bulk_index(client, result_indices(settings.results).anomalies, docs).indexed
+    return es_bulk.bulk_index(client, result_indices(settings.results).anomalies, docs).indexed
 
 
 def write_truth(
@@ -103,7 +103,7 @@ def write_truth(
         }
         for m, t in sorted(labelled)
     )
-    return es_client.bulk_index(client, index, docs).indexed
+    return es_bulk.bulk_index(client, index, docs).indexed
 
 
 def read_surprise(

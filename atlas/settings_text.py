@@ -15,7 +15,8 @@ import yaml
 from atlas.clock import format_duration
 from atlas.errors import ConfigError
 from atlas.masking import MASK, mask
-from atlas.settings import Settings, closest, declared_bounds, load_settings, sections
+from atlas.setting_values import closest, declared_bounds
+from atlas.settings import Settings, load_settings, sections
 
 
 def plain_value(value: Any) -> Any:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pandas as pd
 
-from atlas.clock import format_instant
-from atlas.records import SEVERITIES, Anomaly, AnomalyEvent, SeriesSurprise, Severity
+from atlas.events import format_event_id, split_runs
+from atlas.records import SEVERITIES, Anomaly, SeriesSurprise, Severity
 from atlas.settings import ThresholdSettings
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -31,11 +28,6 @@ class ThresholdPoint:
     is_anomalous: bool
     sigmas_above_mean: float | None
     severity: Severity | None
-
-
-def format_event_id(metric: str, percentile: float, start: datetime) -> str:
-    """The deterministic id of the event of `metric` and `percentile` whose first window end (UTC) is `start`."""
-    return f"{metric}|p{percentile:g}|{format_instant(start)}"
 
 
 def threshold_points(values: pd.Series[float], settings: ThresholdSettings) -> list[ThresholdPoint]:
@@ -75,7 +67,7 @@ def select_anomalies(
     """
     flagged = [p for p in _score_series(values, settings, step=step) if p.is_anomalous]
     anomalies: list[Anomaly] = []
-    for run in _split_runs(flagged, step, lambda p: p.window_end):
+    for run in split_runs(flagged, step, lambda p: p.window_end):
         if len(run) * step < settings.min_duration:
             continue
         event_id = format_event_id(metric, percentile, run[0].window_end)
@@ -83,34 +75,6 @@ def select_anomalies(
             tops = top_series.get(point.window_end, ()) if top_series is not None else ()
             anomalies.append(_to_anomaly(metric, percentile, point, event_id, tops))
     return anomalies
-
-
-def group_events(anomalies: Sequence[Anomaly], step: timedelta) -> list[AnomalyEvent]:
-    """Runs of anomalies of the same metric and percentile whose window ends are `step` apart, ordered by start.
-
-    The event id is recomputed from each run's first window end, so it equals the anomalies' `event_id` when the
-    whole run is given.
-    """
-    by_series: dict[tuple[str, float], list[Anomaly]] = {}
-    for anomaly in anomalies:
-        by_series.setdefault((anomaly.metric, anomaly.percentile), []).append(anomaly)
-    events: list[AnomalyEvent] = []
-    for (metric, percentile), found in by_series.items():
-        found.sort(key=lambda a: a.window_end)
-        for run in _split_runs(found, step, lambda a: a.window_end):
-            events.append(
-                AnomalyEvent(
-                    metric=metric,
-                    percentile=percentile,
-                    start=run[0].window_end,
-                    end=run[-1].window_end,
-                    points=len(run),
-                    peak_value=max(a.value for a in run),
-                    severity=max((a.severity for a in run), key=SEVERITIES.index),
-                    event_id=format_event_id(metric, percentile, run[0].window_end),
-                )
-            )
-    return sorted(events, key=lambda e: (e.start, e.metric, e.percentile))
 
 
 def _score_series(
@@ -208,19 +172,6 @@ def _severity(value: float, mean: float, std: float, settings: ThresholdSettings
         if value > combined_threshold(mean, std, level, settings.min_value)
     ]
     return crossed[-1] if crossed else SEVERITIES[0]
-
-
-def _split_runs(items: Sequence[_T], step: timedelta, end_of: Callable[[_T], datetime]) -> list[list[_T]]:
-    """Split time-ordered items into runs whose consecutive window ends are exactly `step` apart."""
-    runs: list[list[_T]] = []
-    for item in items:
-        if runs and end_of(item) - end_of(runs[-1][-1]) == step:
-            runs[-1].append(item)
-        else:
-            if runs and end_of(item) == end_of(runs[-1][-1]):
-                raise ValueError(f"two anomalies of one series at {format_instant(end_of(item))}")
-            runs.append([item])
-    return runs
 
 
 def _to_anomaly(

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from atlas import es_client, evaluate, results
 from atlas.demo import DEMO_INDEX
+from atlas.findings import evaluate_job
 from atlas.indices import result_indices, setup_indices
-from atlas.pipeline import backfill, evaluate_job
+from atlas.job import backfill
 from atlas.records import TruthInterval, WindowSurprise
 from atlas.settings import Settings, load_settings
 from atlas.surprise import compute_window_surprise, resolve_metrics

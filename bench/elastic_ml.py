@@ -40,11 +40,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atlas import es_client, evaluate, pipeline, simulate
+from atlas import es_client, evaluate, findings, job, simulate
 from atlas.clock import format_instant
 from atlas.distributions import distribution, ensure_distribution
-from atlas.embedded import CLUSTER_NAME, ClusterStatus, NodeOptions, default_home, start_cluster, stop_cluster
+from atlas.embedded import ClusterStatus, default_home, start_cluster, stop_cluster
+from atlas.embedded_nodes import CLUSTER_NAME, NodeOptions
 from atlas.errors import AtlasError, EsQueryRejected, ToolMissing
+from atlas.es_errors import translated_errors
 from atlas.indices import result_indices, setup_indices
 from atlas.ingest import load
 from atlas.records import Anomaly, Severity
@@ -142,7 +144,7 @@ def prepare_distribution(sandbox: str, dist_dir: Path) -> Path:
 
 def request(client: es_client.EsClient, method: str, path: str, body: Any = None, **params: Any) -> Any:
     """One REST call (6.8's _xpack/ml endpoints have no client method here); errors become AtlasError."""
-    with es_client.translated_errors(client, f"{method} {path}"):
+    with translated_errors(client, f"{method} {path}"):
         return client.raw.transport.perform_request(method, path, body=body, params=params or None)
 
 
@@ -306,9 +308,9 @@ def run_atlas(
     setup_indices(client, settings)
     ends = next(iter(evaluated_steps(settings, spec).values()))
     started = time.perf_counter()
-    pipeline.backfill(settings, client, ends[0], ends[-1])
+    job.backfill(settings, client, ends[0], ends[-1])
     seconds = time.perf_counter() - started
-    scores = pipeline.evaluate_job(settings, client, truth, ends[0], ends[-1])
+    scores = findings.evaluate_job(settings, client, truth, ends[0], ends[-1])
     return evaluate.evaluation_json(scores)["all"], seconds
 
 

@@ -39,7 +39,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas import es_client, indices, pipeline, simulate  # noqa: E402
+from atlas import es_client, indices, job, simulate  # noqa: E402
 from atlas.distributions import DISTRIBUTIONS  # noqa: E402
 from atlas.embedded import default_home, start_cluster, stop_cluster  # noqa: E402
 from atlas.ingest import csv_file, load  # noqa: E402
@@ -217,8 +217,8 @@ def bench_backfill(
 
     def loop() -> list[WindowSurprise]:
         with ThreadPoolExecutor(max_workers=2) as pool:  # as the pipeline runs it
-            chunks = (sample[i : i + pipeline.CHUNK] for i in range(0, len(sample), pipeline.CHUNK))
-            return [r for chunk in chunks for r in pipeline.window_by_window(client, settings, metrics, pool, chunk)]
+            chunks = (sample[i : i + job.CHUNK] for i in range(0, len(sample), job.CHUNK))
+            return [r for chunk in chunks for r in job.window_by_window(client, settings, metrics, pool, chunk)]
 
     per_window, want = cold(client, index, loop)
     scans = [first] + [cold(client, index, one_scan)[0] for _ in range(repeats - 1)]

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from atlas.embedded import NodeOptions, default_home, start_cluster, stop_cluster
+from atlas.embedded import default_home, start_cluster, stop_cluster
+from atlas.embedded_nodes import NodeOptions
 
 DIST = default_home() / "dist"  # shared by every test and run: each version is downloaded once
 

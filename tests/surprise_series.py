@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atlas import es_client
+from atlas import es_bulk, es_client
 from atlas.es_client import EsClient
 from atlas.indices import percentile_field, surprise_mapping
 from atlas.settings import ThresholdSettings
@@ -67,7 +67,7 @@ def index_series(client: EsClient, index: str, values: dict[Key, np.ndarray], jo
                 if m == metric and not math.isnan(series[h]):
                     doc[percentile_field(p)] = float(series[h])
             docs.append({"_source": doc})
-    es_client.bulk_index(client, index, docs)
+    es_bulk.bulk_index(client, index, docs)
 
 
 def flagged_by_python(values: dict[Key, np.ndarray], settings: ThresholdSettings) -> dict[datetime, set[Key]]:

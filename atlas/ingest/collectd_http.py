@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from math import isfinite
 from typing import Any
 
-from atlas import es_client, indices
+from atlas import es_bulk, indices
 from atlas.errors import ConfigError, DataError
 from atlas.es_client import EsClient
 from atlas.ingest.csv_file import MAX_NAME_BYTES, MAX_YEAR, MIN_YEAR, MetricSample
@@ -288,7 +288,7 @@ def _stop_signals(cut: Callable[[], None]) -> Iterator[threading.Event]:
 def _flush(client: EsClient, source: SourceSettings, index: str, receiver: _Receiver) -> None:
     if receiver.pending:
         batch, receiver.pending = receiver.pending, []
-        receiver.indexed += es_client.bulk_index(client, index, sample_documents(batch, source), threads=1).indexed
+        receiver.indexed += es_bulk.bulk_index(client, index, sample_documents(batch, source), threads=1).indexed
 
 
 def _listen(address: tuple[str, int], receiver: _Receiver) -> HTTPServer:

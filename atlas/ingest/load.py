@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from atlas import es_client, indices, queries
+from atlas import es_bulk, es_client, indices, queries
 from atlas.errors import AtlasError, ConfigError, DataError
 from atlas.es_client import EsClient
 from atlas.ingest.csv_file import MetricSample, format_timestamp
@@ -244,7 +244,7 @@ def load_documents(
     indices.ensure_source_index(client, index, source, extra_keywords)
     # crc32, not hash(): the same id goes to the same stream in every process
     route = (lambda doc: zlib.crc32(str(doc["_id"]).encode("utf-8")) % threads) if by_id else None
-    result = es_client.bulk_index(client, index, docs, progress=progress, threads=threads, route=route)
+    result = es_bulk.bulk_index(client, index, docs, progress=progress, threads=threads, route=route)
     response = es_client.search(client, index, queries.build_source_summary(source))
     aggs = response["aggregations"]
     return LoadReport(

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from elasticsearch import Elasticsearch
 
-from atlas import es_client, pipeline, results, simulate
+from atlas import es_client, job, results, simulate
 from atlas.indices import setup_indices
 from atlas.ingest import load
 from atlas.reference import reference_combined
@@ -75,7 +75,7 @@ def test_the_job_flags_the_node_disruption_on_the_combined_score(indexed: tuple[
     client = es_client.connect(settings.es)
     setup_indices(client, settings)
     first, last = SPEC.start + timedelta(hours=48), SPEC.start + timedelta(hours=SPEC.hours)
-    pipeline.backfill(settings, client, first, last)
+    job.backfill(settings, client, first, last)
     stored = {r.metric for r in results.read_surprise(client, settings, first, last)}
     assert NAME in stored
     combined = [a for a in results.read_anomalies(client, settings, first, last) if a.metric == NAME]

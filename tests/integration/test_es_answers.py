@@ -18,7 +18,9 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
+from atlas import es_client
 from atlas.cli import cli
+from atlas.settings import load_settings
 from tests.unit.test_notify import closed_port
 
 pytestmark = pytest.mark.integration
@@ -125,3 +127,12 @@ def test_a_read_only_block_is_named_and_the_next_run_catches_up(
     assert json.loads(again.stdout)["windows"] == 25
     es.indices.refresh(index=blocked)
     assert es.count(index=blocked)["count"] == 25
+
+
+def test_close_shuts_every_pooled_connection(es_url: str) -> None:
+    client = es_client.connect(load_settings(None, {"es.urls": [es_url]}).es)
+    assert client.server.number  # one request, so a connection is pooled
+    pools = [conn.pool for conn in client.raw.transport.connection_pool.connections]
+    assert pools and all(pool.pool is not None for pool in pools)
+    client.close()
+    assert all(pool.pool is None for pool in pools)  # urllib3 empties a closed pool's queue to None

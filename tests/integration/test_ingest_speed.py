@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from atlas import es_client
+from atlas import es_bulk, es_client
 from atlas.ingest import csv_file, load
 from atlas.settings import load_settings
 
@@ -91,10 +91,10 @@ def test_bulk_requests_start_small_and_grow_to_the_size_limit(es: Elasticsearch,
     docs = [{"_source": body} for _ in range(60_000)]
     counts: list[int] = []
     limit = 1024 * 1024
-    result = es_client.bulk_index(client, index_name, docs, progress=counts.append, threads=1, chunk_bytes=limit)
+    result = es_bulk.bulk_index(client, index_name, docs, progress=counts.append, threads=1, chunk_bytes=limit)
     assert result.indexed == sum(counts) == len(docs)
     sizes = [n * line_chars for n in counts]
-    assert es_client.FIRST_BULK_BYTES <= sizes[0] < es_client.FIRST_BULK_BYTES + line_chars
-    assert sizes[1] >= 2 * es_client.FIRST_BULK_BYTES  # twice the first, and so on
+    assert es_bulk.FIRST_BULK_BYTES <= sizes[0] < es_bulk.FIRST_BULK_BYTES + line_chars
+    assert sizes[1] >= 2 * es_bulk.FIRST_BULK_BYTES  # twice the first, and so on
     assert all(limit <= size < limit + line_chars for size in sizes[2:-1])  # 256 KB, 512 KB, then the limit
     assert es.count(index=index_name)["count"] == len(docs)

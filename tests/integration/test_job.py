@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch, helpers
 
-from atlas import es_client, pipeline, results, simulate, state
+from atlas import es_client, job, results, simulate, state
 from atlas.cli import cli
 from atlas.errors import EsQueryRejected
 from atlas.indices import setup_indices
@@ -91,8 +91,8 @@ def backfilled_a_and_partly_b(
     whole = prepared(es_url, source_index, f"{index_name}-a")
     partial = prepared(es_url, source_index, f"{index_name}-b")
     client = es_client.connect(whole.es)
-    pipeline.backfill(whole, client, START + timedelta(hours=50), START + timedelta(hours=150))
-    pipeline.backfill(partial, client, START + timedelta(hours=50), START + timedelta(hours=until_hour))
+    job.backfill(whole, client, START + timedelta(hours=50), START + timedelta(hours=150))
+    job.backfill(partial, client, START + timedelta(hours=50), START + timedelta(hours=until_hour))
     return partial, client
 
 
@@ -107,10 +107,10 @@ def test_run_twice_writes_nothing_new_the_second_time(
     settings = prepared(es_url, source_index, index_name)
     client = es_client.connect(settings.es)
     at = START + timedelta(hours=100, minutes=10)
-    pipeline.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=96))
-    first = pipeline.run_once(settings, client, at)
+    job.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=96))
+    first = job.run_once(settings, client, at)
     before = documents(es, f"{index_name}-surprise")
-    second = pipeline.run_once(settings, client, at)
+    second = job.run_once(settings, client, at)
     assert [t.hour for t in first.windows] == [1, 2, 3, 4]  # hours 97..100 after the backfill's last window, 96
     assert (second.windows, second.surprise_documents) == ((), 0)
     assert documents(es, f"{index_name}-surprise") == before
@@ -121,7 +121,7 @@ def test_run_at_a_past_hour_reproduces_the_backfilled_documents(
 ) -> None:
     stepwise, client = backfilled_a_and_partly_b(es_url, source_index, index_name, until_hour=119)
     for hour in range(120, 151):
-        pipeline.run_once(stepwise, client, START + timedelta(hours=hour, minutes=30))
+        job.run_once(stepwise, client, START + timedelta(hours=hour, minutes=30))
     assert_b_equals_a(es, index_name)
     assert len(documents(es, f"{index_name}-a-surprise")) == 101 * 2
 
@@ -130,10 +130,16 @@ def test_one_run_after_72_hours_of_downtime_catches_up_like_a_backfill(
     es: Elasticsearch, es_url: str, source_index: str, index_name: str
 ) -> None:
     resumed, client = backfilled_a_and_partly_b(es_url, source_index, index_name, until_hour=78)
-    caught_up = pipeline.run_once(resumed, client, START + timedelta(hours=150, minutes=30))  # cron down for 72 h
+    before = {kind: documents(es, f"{index_name}-b-{kind}") for kind in ("surprise", "anomalies")}
+    # A dry run over the same 3 chunks writes nothing, yet thresholds each chunk after the ones before it.
+    dry = job.run_once(resumed, client, START + timedelta(hours=150, minutes=30), dry_run=True)
+    assert {kind: documents(es, f"{index_name}-b-{kind}") for kind in before} == before
+    caught_up = job.run_once(resumed, client, START + timedelta(hours=150, minutes=30))  # cron down for 72 h
     assert len(caught_up.windows) == 72
     assert caught_up.windows[0] == START + timedelta(hours=79)
     assert_b_equals_a(es, index_name)
+    assert (dry.windows, dry.surprise_documents, caught_up.surprise_documents) == (caught_up.windows, 0, 144)
+    assert caught_up.anomalies and (dry.anomalies, dry.events) == (caught_up.anomalies, caught_up.events)
 
 
 def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
@@ -143,7 +149,7 @@ def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
     killed = prepared(es_url, source_index, f"{index_name}-killed")
     client = es_client.connect(clean.es)
     first, last = START + timedelta(hours=48), START + timedelta(hours=159)
-    pipeline.backfill(clean, client, first, last)
+    job.backfill(clean, client, first, last)
     config = tmp_path / "atlas.yml"
     config.write_text(
         f"es:\n  urls: [{es_url}]\nsource:\n  index: {source_index}\nresults:\n  prefix: {index_name}-killed\n"
@@ -173,7 +179,7 @@ def test_a_killed_backfill_run_again_leaves_what_one_clean_run_leaves(
     proc.wait()
     held = es.get(index=f"{index_name}-killed-state", id="default")["_source"]
     assert held["lease_owner"] and held["last_window_end"] < last.strftime("%Y-%m-%dT%H:%M:%SZ")
-    pipeline.backfill(killed, client, first, last)  # takes over the dead process's lease
+    job.backfill(killed, client, first, last)  # takes over the dead process's lease
     for kind in ("surprise", "anomalies"):
         assert documents(es, f"{index_name}-killed-{kind}") == documents(es, f"{index_name}-clean-{kind}"), kind
 
@@ -184,9 +190,9 @@ def test_a_second_run_while_one_holds_the_lease_is_refused(es_url: str, source_i
     now = datetime.now(UTC)
     held = state.acquire_lease(client, settings, now, state.current_owner())  # this live process holds it
     with pytest.raises(state.LeaseHeld, match="job default is being run by"):
-        pipeline.run_once(settings, client, START + timedelta(hours=100))
+        job.run_once(settings, client, START + timedelta(hours=100))
     state.release_lease(client, settings, held, now)
-    assert pipeline.run_once(settings, client, START + timedelta(hours=100)).windows
+    assert job.run_once(settings, client, START + timedelta(hours=100)).windows
 
 
 def test_too_many_buckets_is_one_clear_error(
@@ -197,7 +203,7 @@ def test_too_many_buckets_is_one_clear_error(
     es.cluster.put_settings(body={"transient": {"search.max_buckets": 20}})
     try:
         with pytest.raises(EsQueryRejected, match=r"needs more buckets than the cluster's search.max_buckets allows"):
-            pipeline.run_once(settings, es_client.connect(settings.es), START + timedelta(hours=100))
+            job.run_once(settings, es_client.connect(settings.es), START + timedelta(hours=100))
     finally:
         es.cluster.put_settings(body={"transient": {"search.max_buckets": None}})
 
@@ -206,9 +212,7 @@ def test_anomalies_command_lists_events_as_table_json_and_csv(
     es_url: str, source_index: str, index_name: str, tmp_path: Path
 ) -> None:
     settings = prepared(es_url, source_index, index_name)
-    pipeline.backfill(
-        settings, es_client.connect(settings.es), START + timedelta(hours=48), START + timedelta(hours=159)
-    )
+    job.backfill(settings, es_client.connect(settings.es), START + timedelta(hours=48), START + timedelta(hours=159))
     config = write_config(tmp_path / "atlas.yml", es_url, source_index, index_name)
     window = ["--from", "2024-01-01T00:00:00Z", "--to", "2024-01-08T00:00:00Z"]
     runner = CliRunner()
@@ -242,10 +246,10 @@ def test_dry_run_writes_nothing_and_evaluate_scores_the_stored_anomalies(
 ) -> None:
     settings = prepared(es_url, source_index, index_name)
     client = es_client.connect(settings.es)
-    dry = pipeline.run_once(settings, client, START + timedelta(hours=100), dry_run=True)
+    dry = job.run_once(settings, client, START + timedelta(hours=100), dry_run=True)
     assert dry.windows and dry.dry_run and es.count(index=f"{index_name}-surprise")["count"] == 0
     assert not es.exists(index=f"{index_name}-state", id="default")
-    pipeline.backfill(settings, client, START + timedelta(hours=48), START + timedelta(hours=159))
+    job.backfill(settings, client, START + timedelta(hours=48), START + timedelta(hours=159))
     truth = tmp_path / "truth.csv"
     truth.write_text("start,end,metric\n2024-01-04T00:00:00Z,2024-01-04T06:00:00Z,\n")
     config = write_config(tmp_path / "atlas.yml", es_url, source_index, index_name)
@@ -265,7 +269,7 @@ def test_hourly_runs_name_the_top_series_of_their_anomalies_and_no_others(
     and in the window's surprise document, the same as a backfill's."""
     stepwise, client = backfilled_a_and_partly_b(es_url, source_index, index_name, until_hour=60)
     for hour in range(61, 151):
-        pipeline.run_once(stepwise, client, START + timedelta(hours=hour, minutes=30))
+        job.run_once(stepwise, client, START + timedelta(hours=hour, minutes=30))
     first, last = START + timedelta(hours=61), START + timedelta(hours=150)
     anomalies = results.read_anomalies(client, stepwise, first, last)
     assert anomalies and all(a.top_series for a in anomalies)

@@ -16,8 +16,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from atlas import es_client, pipeline
+from atlas import es_client, job
 from atlas.cli import cli
+from atlas.es_server import Server
 from atlas.indices import setup_indices
 from atlas.ingest import load
 from atlas.settings import load_settings
@@ -53,7 +54,7 @@ def parity_index(node: Node) -> tuple[str, pd.DataFrame]:
 
 def test_atlas_knows_the_server_for_opensearch_and_speaks_7_10s_api_there(node: Node) -> None:
     client = es_client.connect(load_settings(None, {"es.urls": [node.url]}).es)
-    assert client.server == es_client.Server("opensearch", "2.19.6")
+    assert client.server == Server("opensearch", "2.19.6")
     assert client.version == (7, 10)  # never Elasticsearch 2.19: composable templates, moving_fn with shift
     assert es_client.has_moving_fn_shift(client)
     es_client.require_script_modules(client)  # painless is there, and OpenSearch needs no aggregations module
@@ -164,8 +165,8 @@ def test_run_sends_built_in_alerts(node: Node, monkeypatch: pytest.MonkeyPatch) 
         client = es_client.connect(settings.es)
         load.load_documents(client, settings.source, settings.source.index, documents(), extra_keywords=["node"])
         setup_indices(client, settings)
-        pipeline.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
-        first = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
+        job.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
+        first = job.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
     assert [e.metric for e in first.events] == ["cpu"]
     assert [(d.channel, d.sent) for d in first.deliveries] == [("slack", True), ("email", True)]
     assert mail.messages[0]["Subject"] == SUBJECT

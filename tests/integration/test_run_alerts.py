@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
 
-from atlas import es_client, pipeline
+from atlas import es_client, job
 from atlas.indices import setup_indices
 from atlas.ingest import load
 from atlas.scoring import anomaly_score
@@ -63,9 +63,9 @@ def test_run_sends_each_new_event_once(
         client = es_client.connect(settings.es)
         load.load_documents(client, settings.source, settings.source.index, documents(), extra_keywords=["node"])
         setup_indices(client, settings)
-        pipeline.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
+        job.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
         assert (len(slack.requests), len(mail.messages)) == (0, 0)  # a backfill never alerts
-        first = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
+        first = job.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
         assert [e.metric for e in first.events] == ["cpu"]
         assert [(d.channel, d.sent) for d in first.deliveries] == [("slack", slack_status == 200), ("email", True)]
         assert len(slack.requests) == 1 and len(mail.messages) == 1
@@ -76,7 +76,7 @@ def test_run_sends_each_new_event_once(
             assert first.deliveries[0].reason == "Slack webhook answered HTTP 500"
         state = es.get(index=f"{index_name}-state", id="default")["_source"]
         assert [entry.split("|", 1)[1] for entry in state["notified_events"]] == [first.events[0].event_id]
-        second = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=30))
+        second = job.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=30))
         assert second.windows and len(slack.requests) == 1 and len(mail.messages) == 1  # nothing new to send
         stored = es.search(index=f"{index_name}-anomalies", body={"size": 100})["hits"]["hits"]
         assert stored and all(
@@ -93,11 +93,11 @@ def test_an_event_no_channel_took_is_sent_by_the_next_run(
     client = es_client.connect(settings.es)
     load.load_documents(client, settings.source, settings.source.index, documents(), extra_keywords=["node"])
     setup_indices(client, settings)
-    pipeline.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
+    job.backfill(settings, client, START + timedelta(hours=60), START + timedelta(hours=SPIKE))
     with http_server(status=503) as (down_url, down):
         monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", down_url + "/services/secret-token")
         settings = load_settings(None, {**overrides, "surprise.mode": "last"})  # the webhook is read at load
-        first = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
+        first = job.run_once(settings, client, START + timedelta(hours=SPIKE + 1, minutes=30))
     assert [(d.channel, d.sent) for d in first.deliveries] == [("slack", False)] and len(down.requests) == 1
     state = es.get(index=f"{index_name}-state", id="default")["_source"]
     assert state["pending_events"] == [first.events[0].event_id] and not state.get("notified_events")
@@ -106,8 +106,8 @@ def test_an_event_no_channel_took_is_sent_by_the_next_run(
     with http_server() as (up_url, up):
         monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", up_url + "/services/secret-token")
         settings = load_settings(None, {**overrides, "surprise.mode": "last"})
-        second = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=30))
-        third = pipeline.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=40))
+        second = job.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=30))
+        third = job.run_once(settings, client, START + timedelta(hours=SPIKE + 2, minutes=40))
     assert second.events == () or all(e.event_id != first.events[0].event_id for e in second.events)
     assert [(d.channel, d.sent) for d in second.deliveries] == [("slack", True)] and third.deliveries == ()
     assert len(up.requests) == 1 and json_bodies(up)[0]["text"].startswith(f"*{SUBJECT}*")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from elasticsearch import Elasticsearch
 
-from atlas import es_client, pipeline, results
+from atlas import es_client, job, results
 from atlas.errors import EsQueryRejected
 from atlas.indices import setup_indices
 from atlas.ingest import load
@@ -250,7 +250,7 @@ def test_backfill_writes_the_per_window_documents(es: Elasticsearch, es_url: str
     client = es_client.connect(settings.es)
     try:
         setup_indices(client, settings)
-        pipeline.backfill(settings, client, ENDS[0], ENDS[-1])
+        job.backfill(settings, client, ENDS[0], ENDS[-1])
         index = f"{prefix}-surprise"
         es.indices.refresh(index=index)
         stored = {h["_id"]: h["_source"] for h in es.search(index=index, body={"size": 10_000})["hits"]["hits"]}

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from elasticsearch import Elasticsearch
 
-from atlas.embedded import NodeOptions
+from atlas.embedded_nodes import NodeOptions
 from tests.es_nodes import running_node
 
 pytestmark = pytest.mark.integration

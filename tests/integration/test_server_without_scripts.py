@@ -16,11 +16,12 @@ from click.testing import CliRunner
 
 from atlas import es_client, results
 from atlas.cli import cli
+from atlas.events import anomaly_events
 from atlas.indices import result_indices
-from atlas.pipeline import threshold_windows
+from atlas.job import threshold_windows
 from atlas.records import SeriesSurprise, WindowSurprise
 from atlas.settings import Settings, load_settings
-from atlas.threshold import group_events
+from atlas.store import ElasticStore
 from tests.es_nodes import running_node
 from tests.surprise_series import HOURS, PERCENTILES, START, flagged_by_python, sample_series, window_ends
 
@@ -108,7 +109,7 @@ def test_results_are_written_read_and_listed(url: str, tmp_path: Path) -> None:
         written, key=lambda r: (r.window_end, r.metric)
     )
 
-    found = threshold_windows(settings, client, ["cpu", "mem"], first, last)
+    found = threshold_windows(settings, ElasticStore(client, settings), ["cpu", "mem"], first, last)
     flagged = {(a.window_end, a.metric, a.percentile) for a in found}
     expected = {
         (t, m, p) for t, keys in flagged_by_python(sample_series(), settings.threshold).items() for m, p in keys
@@ -124,7 +125,7 @@ def test_results_are_written_read_and_listed(url: str, tmp_path: Path) -> None:
     )
     assert code == 0, err
     listed = json.loads(out)
-    events = group_events(sorted(found, key=lambda a: (a.window_end, a.metric, a.percentile)), timedelta(hours=1))
+    events = anomaly_events(sorted(found, key=lambda a: (a.window_end, a.metric, a.percentile)), timedelta(hours=1))
     assert [(e["metric"], e["percentile"], e["start"]) for e in listed] == [
         (e.metric, e.percentile, e.start.isoformat().replace("+00:00", "Z")) for e in events
     ]

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from atlas import es_client
 from atlas.cli import cli
-from atlas.embedded import NodeOptions
+from atlas.embedded_nodes import NodeOptions
 from atlas.ingest import load
 from atlas.outputs.notify import point_phrase
 from atlas.outputs.watch import execute_dry_run, execute_in_watcher

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from atlas.errors import ConfigError
-from atlas.grouping import criticality, group_events
+from atlas.events import anomaly_events
+from atlas.grouping import criticality, group_overlapping_events
 from atlas.influencers import event_influencers, format_influencers
 from atlas.queries import SERIES_KEY_SEPARATOR
 from atlas.records import Anomaly, AnomalyEvent, Influencer, SeriesSurprise
 from atlas.settings import GroupingSettings, load_settings
-from atlas.threshold import group_events as metric_events
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -28,7 +28,7 @@ def point(metric: str, h: int, tops: dict[str, float], z: float = 40.0, percenti
 
 def run(points: list[Anomaly]) -> tuple[list[AnomalyEvent], list[Anomaly]]:
     """Give each run of consecutive points of one metric and percentile its event id, as the threshold stage does."""
-    events = metric_events(points, H)
+    events = anomaly_events(points, H)
     fixed = []
     for a in points:
         (e,) = [
@@ -110,7 +110,7 @@ def test_without_a_field_metrics_at_overlapping_hours_are_one_event_ordered_by_w
             point("net", 9, {"n2|q1": 5.0}, z=3.5),  # later, alone
         ]
     )
-    groups = group_events(events, points, FIELDS, GroupingSettings(), H)
+    groups = group_overlapping_events(events, points, FIELDS, GroupingSettings(), H)
     assert [(g.label, g.start.hour, g.end.hour, g.criticality) for g in groups] == [
         ("mem, disk, cpu", 2, 4, "high"),
         ("net", 9, 9, "low"),
@@ -127,7 +127,7 @@ def test_by_node_each_event_joins_the_nodes_that_carry_it() -> None:
             point("disk", 2, {"a|q1": 1.0, "b|q1": 1.0, "c|q1": 1.0, "d|q1": 1.0, "e|q1": 1.0}),  # 20% each
         ]
     )
-    groups = group_events(events, points, FIELDS, GroupingSettings(field="node"), H)
+    groups = group_overlapping_events(events, points, FIELDS, GroupingSettings(field="node"), H)
     # cpu (hour 1) and mem (hour 2) do not overlap: two n1 events; mem (n1 and n2 at 50%) is under both nodes
     assert [(g.label, g.start.hour, [m.event.metric for m in g.members]) for g in groups] == [
         ("node=n1", 1, ["cpu"]),
@@ -135,20 +135,24 @@ def test_by_node_each_event_joins_the_nodes_that_carry_it() -> None:
         ("node=n1", 2, ["mem"]),
         ("node=n2", 2, ["mem"]),
     ]
-    by_query = group_events(events, points, FIELDS, GroupingSettings(field="node"), H, field="query")
+    by_query = group_overlapping_events(events, points, FIELDS, GroupingSettings(field="node"), H, field="query")
     assert [(g.label, g.start.hour, len(g.members)) for g in by_query] == [("query=q1", 1, 1), ("query=q1", 2, 2)]
     low_share = GroupingSettings(field="query", min_share=0.4)  # cpu's q2 (44%) now counts too
-    assert [g.label for g in group_events(events, points, FIELDS, low_share, H)] == ["query=q1", "query=q2", "query=q1"]
+    assert [g.label for g in group_overlapping_events(events, points, FIELDS, low_share, H)] == [
+        "query=q1",
+        "query=q2",
+        "query=q1",
+    ]
 
 
 def test_groups_shorter_than_their_criticalitys_minimum_are_dropped() -> None:
     events, points = run(
         [point("cpu", 1, {"q": 1.0}, z=5.0), point("mem", 5, {"q": 1.0}, z=5.0), point("mem", 6, {"q": 1.0}, z=5.0)]
     )
-    keep_all = group_events(events, points, ["query"], GroupingSettings(), H)
+    keep_all = group_overlapping_events(events, points, ["query"], GroupingSettings(), H)
     assert [(g.label, g.criticality) for g in keep_all] == [("cpu", "low"), ("mem", "low")]
     two_hours = GroupingSettings(min_durations=(2 * H, H, H))
-    assert [g.label for g in group_events(events, points, ["query"], two_hours, H)] == ["mem"]
+    assert [g.label for g in group_overlapping_events(events, points, ["query"], two_hours, H)] == ["mem"]
 
 
 def test_grouping_settings_are_checked_at_load() -> None:

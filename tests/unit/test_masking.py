@@ -106,3 +106,8 @@ def test_forget_starts_afresh() -> None:
     remember("canary-smtp-pw")
     masking.forget()
     assert mask("canary-smtp-pw") == "canary-smtp-pw"
+
+
+def test_a_raw_url_list_with_items_that_are_not_strings_still_has_its_urls_remembered() -> None:
+    remember_urls([9200, None, "http://u:canary-list-pw@h"])  # as read from the file, before validation
+    assert mask("canary-list-pw") == M

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from atlas.errors import ConfigError
-from atlas.grouping import group_events
+from atlas.grouping import group_overlapping_events
 from atlas.outputs import notify
 from atlas.outputs.notify import build_notifications, point_phrase, select_unsent, send_notifications
 from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise
@@ -43,7 +43,7 @@ ANOMALIES = [a for e in EVENTS for a in points_of(e)]
 
 
 def grouped(events: list[AnomalyEvent] = EVENTS, anomalies: list[Anomaly] = ANOMALIES) -> list[GroupedEvent]:
-    return group_events(events, anomalies, ["query"], GroupingSettings(), H)
+    return group_overlapping_events(events, anomalies, ["query"], GroupingSettings(), H)
 
 
 def alerts(**values: object) -> AlertSettings:
@@ -78,7 +78,9 @@ def test_a_node_field_sends_one_message_per_node() -> None:
     }
     a, b = event("cpu", 90.0, T, 2), event("mem", 90.0, T + H, 1)
     anomalies = [*points_of(a, on["n1"]), *points_of(b, on["n1"] + on["n2"])]
-    groups = group_events([a, b], anomalies, ["node", "query"], GroupingSettings(field="node", min_share=0.3), H)
+    groups = group_overlapping_events(
+        [a, b], anomalies, ["node", "query"], GroupingSettings(field="node", min_share=0.3), H
+    )
     notes = build_notifications(groups, "default")
     assert [n.subject for n in notes] == [
         "[atlas] node=n1: 2 metrics disrupted (high)",

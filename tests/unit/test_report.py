@@ -9,7 +9,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from atlas.grouping import group_events, turned_notes
+from atlas.grouping import group_overlapping_events, turned_notes
 from atlas.outputs.report import SEVERITY_COLOURS, ReportChart, ReportData, render_report, write_report
 from atlas.outputs.strips import STRIP_COLOURS, group_strip_rows
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, TruthInterval
@@ -61,7 +61,7 @@ def data(metric: str = "cpu", truth: bool = True, hours: int = 48) -> ReportData
         anomaly(metric, 31, 51.0, "high", "e2"),
         anomaly("mem", 31, 60.0, "high", "e3"),
     )
-    groups = tuple(group_events(events, anomalies, ["query"], GroupingSettings(), H))
+    groups = tuple(group_overlapping_events(events, anomalies, ["query"], GroupingSettings(), H))
     known = (TruthInterval(T0 + timedelta(hours=29), T0 + timedelta(hours=33), None),) if truth else ()
     charts = (chart(metric, hours, severities), chart("mem", hours, {31: "high"}))
     return ReportData("default", T0 + timedelta(days=3), charts, events, anomalies, known, groups, H)
@@ -181,7 +181,7 @@ def test_two_events_of_one_metric_in_a_group_share_one_strip() -> None:
         *(anomaly("mem", h, 60.0, "high", "m1") for h in (31, 32, 33)),
         anomaly("cpu", 33, 20.0, "low", "c2"),
     )
-    (group,) = group_events(events, anomalies, ["query"], GroupingSettings(), H)
+    (group,) = group_overlapping_events(events, anomalies, ["query"], GroupingSettings(), H)
     present = {("cpu", 90.0): {T0 + h * H for h in range(48)}, ("mem", 90.0): {T0 + h * H for h in range(48)}}
     ends, rows = group_strip_rows(group, present, H, margin=1)
     assert [(r.label, r.note) for r in rows] == [("cpu p90", "first"), ("mem p90", "+1h")]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from atlas.distributions import DISTRIBUTIONS, distribution
-from atlas.es_client import Server, moving_fn_takes_shift, parse_server
+from atlas.es_server import Server, moving_fn_takes_shift, parse_server
 
 
 @dataclass(frozen=True)

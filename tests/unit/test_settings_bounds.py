@@ -15,7 +15,8 @@ import pytest
 from atlas.addresses import check_address, check_host, check_webhook
 from atlas.cli_support import split_assignments
 from atlas.errors import ConfigError
-from atlas.settings import Bounds, declared_bounds, load_settings, sections
+from atlas.setting_values import Bounds, declared_bounds
+from atlas.settings import load_settings, sections
 from atlas.settings_text import parse_assignments, render_config_file
 
 

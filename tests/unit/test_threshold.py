@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from atlas.events import anomaly_events, event_start, format_event_id
 from atlas.records import Anomaly, SeriesSurprise, Severity
 from atlas.settings import ThresholdSettings
-from atlas.threshold import format_event_id, group_events, select_anomalies, threshold_points
+from atlas.threshold import select_anomalies, threshold_points
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -124,7 +125,7 @@ def test_two_separate_runs_are_two_events() -> None:
     anomalies = select_anomalies("latency", 90, hourly(values), DEFAULTS, HOUR)
     assert [a.window_end for a in anomalies] == [at(6), at(14)]
     assert [a.event_id for a in anomalies] == ["latency|p90|2024-05-01T06:00:00Z", "latency|p90|2024-05-01T14:00:00Z"]
-    events = group_events(anomalies, HOUR)
+    events = anomaly_events(anomalies, HOUR)
     assert [(e.start, e.end, e.points, e.event_id) for e in events] == [
         (at(6), at(6), 1, anomalies[0].event_id),
         (at(14), at(14), 1, anomalies[1].event_id),
@@ -141,7 +142,7 @@ def test_min_duration_drops_short_events_with_their_points() -> None:
     anomalies = select_anomalies("latency", 90, hourly(values), two_hours, HOUR)
     assert [a.window_end for a in anomalies] == [at(6), at(7)]
     assert {a.event_id for a in anomalies} == {"latency|p90|2024-05-01T06:00:00Z"}
-    (event,) = group_events(anomalies, HOUR)
+    (event,) = anomaly_events(anomalies, HOUR)
     assert (event.start, event.end, event.points, event.peak_value, event.severity) == (at(6), at(7), 2, 1000.0, "high")
 
 
@@ -179,7 +180,7 @@ def test_percentiles_are_thresholded_independently() -> None:
     (anomaly,) = select_anomalies("latency", 99, p99, DEFAULTS, HOUR)
     assert (anomaly.percentile, anomaly.event_id) == (99, "latency|p99|2024-05-01T06:00:00Z")
     both = [*select_anomalies("latency", 90, p99, DEFAULTS, HOUR), anomaly]
-    assert [e.event_id for e in group_events(both, HOUR)] == [
+    assert [e.event_id for e in anomaly_events(both, HOUR)] == [
         "latency|p90|2024-05-01T06:00:00Z",
         "latency|p99|2024-05-01T06:00:00Z",
     ]
@@ -189,7 +190,7 @@ def _anomaly(hours: int, severity: Severity, value: float, percentile: float = 9
     return Anomaly("m", percentile, at(hours), value, 1.0, 1.0, 4.0, value - 1.0, severity, "ignored")
 
 
-def test_group_events_takes_the_highest_severity_and_peak() -> None:
+def test_anomaly_events_takes_the_highest_severity_and_peak() -> None:
     anomalies = [
         _anomaly(3, "medium", 5.5),  # out of order on purpose
         _anomaly(1, "low", 4.5),
@@ -197,7 +198,7 @@ def test_group_events_takes_the_highest_severity_and_peak() -> None:
         _anomaly(5, "low", 4.1),  # idx 4 missing: a new event
         _anomaly(2, "low", 4.2, percentile=99.0),  # another percentile: its own event
     ]
-    events = group_events(anomalies, HOUR)
+    events = anomaly_events(anomalies, HOUR)
     assert [(e.percentile, e.start, e.end, e.points, e.peak_value, e.severity) for e in events] == [
         (90.0, at(1), at(3), 3, 9.0, "high"),
         (99.0, at(2), at(2), 1, 4.2, "low"),
@@ -209,6 +210,10 @@ def test_group_events_takes_the_highest_severity_and_peak() -> None:
 def test_event_id_format() -> None:
     assert format_event_id("cpu", 99.9, at(0)) == "cpu|p99.9|2024-05-01T00:00:00Z"
     assert format_event_id("cpu", 90.0, datetime(2024, 5, 1, 2, tzinfo=UTC)) == "cpu|p90|2024-05-01T02:00:00Z"
+
+
+def test_event_start_reads_back_the_start_an_event_id_was_built_from() -> None:
+    assert event_start(format_event_id("a|b", 99.9, at(3))) == at(3)  # a metric name may hold the separator
 
 
 def test_rejects_series_that_are_not_regular_utc() -> None:

@@ -1,4 +1,5 @@
-"""The job, stage by stage: pending windows -> surprise (in Elasticsearch) -> results -> threshold -> anomalies."""
+"""The job: window ends -> surprise (computed in Elasticsearch) -> threshold -> results written, chunk by chunk,
+recorded as done under the job's lease; `atlas run` then hands the events to alerting."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from atlas import es_client, evaluate, grouping, indices, results, state
-from atlas.clock import aligned_instants, floor_instant, format_instant, now_utc, parse_instant
+from atlas import alerting, es_client, indices, state
+from atlas.clock import floor_instant, format_instant, now_utc, window_ends
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
-from atlas.outputs import notify, report
+from atlas.events import anomaly_events, event_start
+from atlas.outputs import notify
 from atlas.queries import combined_metric_name
-from atlas.records import Anomaly, AnomalyEvent, GroupedEvent, SeriesSurprise, TruthInterval, WindowSurprise
+from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, WindowSurprise
+from atlas.results import percentile_series
 from atlas.settings import Settings
+from atlas.store import ElasticStore, MemoryStore, ResultStore
 from atlas.surprise import (
     WindowComputer,
     check_source_fields,
@@ -30,9 +34,9 @@ from atlas.surprise import (
     resolve_metrics,
     scanning_computer,
 )
-from atlas.threshold import group_events, select_anomalies, threshold_points
+from atlas.threshold import select_anomalies
 
-CHUNK = 24  # windows computed, written and recorded as done together
+CHUNK = 24  # windows computed, thresholded, written and recorded as done together
 Progress = Callable[[int], None]
 
 
@@ -86,20 +90,23 @@ def pending_windows(settings: Settings, last_done: datetime | None, now: datetim
 def run_once(
     settings: Settings, client: EsClient, now: datetime, *, dry_run: bool = False, progress: Progress | None = None
 ) -> RunResult:
-    """Process every complete window after the last one done, up to `now` (UTC), holding the job's lease."""
+    """Process every complete window after the last one done, up to `now` (UTC), holding the job's lease, then alert
+    on the events found; a dry run takes no lease, keeps its results in memory (MemoryStore) and sends nothing."""
     es_client.require_script_modules(client)
     indices.require_result_indices(client, settings)
     check_source_fields(client, settings)
     if dry_run:
         ends = pending_windows(settings, state.read_last_window_end(client, settings), now)
-        return _process(settings, client, ends, dry_run=True, lease=None, progress=progress)[0]
+        memory = MemoryStore(client, settings)
+        return _process(settings, client, memory, ends, dry_run=True, lease=None, progress=progress)[0]
     owner = state.current_owner()
     with _lease_given_back_on_failure(client, settings, owner):
         lease = state.acquire_lease(client, settings, now_utc(), owner)
         ends = pending_windows(settings, lease.last_window_end, now)
-        outcome, latest = _process(settings, client, ends, dry_run=False, lease=lease, progress=progress)
+        stored = ElasticStore(client, settings)
+        outcome, latest = _process(settings, client, stored, ends, dry_run=False, lease=lease, progress=progress)
         lease = latest or lease
-        deliveries, lease = _notify(settings, client, outcome, lease, now)
+        deliveries, lease = alerting.alert(settings, client, outcome.events, outcome.anomalies, lease, now)
         state.release_lease(client, settings, lease, now_utc())
     return dataclasses.replace(outcome, deliveries=tuple(deliveries))
 
@@ -113,42 +120,6 @@ def _lease_given_back_on_failure(client: EsClient, settings: Settings, owner: st
     except BaseException:
         state.release_after_failure(client, settings, owner, now_utc())
         raise
-
-
-def _notify(
-    settings: Settings, client: EsClient, outcome: RunResult, lease: state.Lease, now: datetime
-) -> tuple[list[notify.Delivery], state.Lease]:
-    """Send the run's events, and those an earlier run could not deliver, unless sent within `alerts.realert` (or
-    older than it); record those that reached at least one channel, and keep the others pending for the next run."""
-    realert = settings.alerts.realert
-    pending = state.pending_events(lease)
-    known = {e.event_id for e in outcome.events}
-    retried = results.read_event_anomalies(client, settings, [e for e in pending if e not in known])
-    events = [*outcome.events, *group_events(retried, settings.surprise.step)]
-    fresh = notify.select_unsent(events, state.sent_events(lease), now, realert)
-    groups = grouped_events(settings, events, [*outcome.anomalies, *retried])
-    notes = notify.build_notifications(groups, settings.results.job, {e.event_id for e in fresh})
-    deliveries = notify.send_notifications(notes, settings.alerts)
-    delivered = {d.group for d in deliveries if d.sent}
-    attempted = {d.group for d in deliveries}  # none when no channel is configured: nothing is pending then
-    sent_ids = list(dict.fromkeys(e for n in notes if n.group in delivered for e in n.event_ids))
-    failed = (e for n in notes if n.group in attempted - delivered for e in n.event_ids if e not in sent_ids)
-    failed_ids = list(dict.fromkeys(failed))
-    if sent_ids or failed_ids or pending:
-        lease = state.record_sent(client, settings, lease, sent_ids, now, keep=realert, pending=failed_ids)
-    return deliveries, lease
-
-
-def grouped_events(
-    settings: Settings, events: Sequence[AnomalyEvent], anomalies: Sequence[Anomaly], field: str | None = None
-) -> list[GroupedEvent]:
-    """The grouped events alerts, the report and the evaluation use: `events` grouped by `field` (else
-    `grouping.field`) with their points among `anomalies`."""
-    step, source = settings.surprise.step, settings.source
-    if field is not None and field not in source.series_fields:
-        known = ", ".join(source.series_fields)
-        raise ConfigError(f"--group-by: {field!r} is not one of source.series_fields ({known})")
-    return grouping.group_events(events, anomalies, source.series_fields, settings.grouping, step, field)
 
 
 def backfill(
@@ -169,8 +140,9 @@ def backfill(
         last = lease.last_window_end
         # Only a backfill that continues (or overlaps) the job's progress moves it on; a distant one leaves a hole.
         record = last is None or ends[0] <= last + step
+        stored = ElasticStore(client, settings)
         outcome, latest = _process(
-            settings, client, ends, dry_run=False, lease=lease, progress=progress, record=record, one_scan=True
+            settings, client, stored, ends, dry_run=False, lease=lease, progress=progress, record=record, one_scan=True
         )
         state.release_lease(client, settings, latest or lease, now_utc())
     return outcome
@@ -179,6 +151,7 @@ def backfill(
 def _process(
     settings: Settings,
     client: EsClient,
+    store: ResultStore,
     ends: Sequence[datetime],
     *,
     dry_run: bool,
@@ -187,8 +160,9 @@ def _process(
     record: bool = True,
     one_scan: bool = False,
 ) -> tuple[RunResult, state.Lease | None]:
-    """Compute, write and threshold `ends` chunk by chunk; with a lease, record each chunk as done (if `record`).
-    `one_scan` (backfill) computes many windows per scan of the source (atlas/surprise/), else one request per window.
+    """Compute, threshold and write `ends` to `store` chunk by chunk; with a lease, record each chunk as done (if
+    `record`). `one_scan` (backfill) computes many windows per scan of the source (atlas/surprise/), else one request
+    per window. The threshold reads the chunk's surprise as just computed; each chunk's surprise is written once.
 
     If the run fails, the lease stays until it expires or its process is seen dead; the next run redoes the chunk.
     """
@@ -214,14 +188,10 @@ def _process(
             # them for every window, write the same documents.
             known = {(r.metric, r.window_end): r.top_series for r in computed if r.top_series}
             fresh = [dataclasses.replace(r, top_series=()) for r in computed]
-            if not dry_run:
-                written += results.write_surprise(client, settings, fresh)
-            found = threshold_windows(settings, client, watched, chunk[0], chunk[-1], fresh if dry_run else ())
-            found, named = _name_top_series(client, settings, metrics, found, fresh, known)
-            if named and not dry_run:
-                results.write_surprise(client, settings, named)
-            if not dry_run:
-                results.write_anomalies(client, settings, found)
+            found = threshold_windows(settings, store, watched, chunk[0], chunk[-1], fresh)
+            found, fresh = _name_top_series(client, settings, metrics, found, fresh, known)
+            written += store.write_surprise(fresh)
+            store.write_anomalies(found)
             anomalies.update(((a.metric, a.percentile, a.window_end), a) for a in found)
             if lease is not None:
                 latest = chunk[-1] if record else None
@@ -229,7 +199,7 @@ def _process(
             if progress is not None:
                 progress(len(chunk))
     ordered = tuple(sorted(anomalies.values(), key=lambda a: (a.window_end, a.metric, a.percentile)))
-    events = tuple(group_events(ordered, settings.surprise.step))
+    events = tuple(anomaly_events(ordered, settings.surprise.step))
     return RunResult(tuple(ends), written, ordered, events, dry_run), lease
 
 
@@ -242,18 +212,18 @@ def _name_top_series(
     known: Mapping[tuple[str, datetime], tuple[SeriesSurprise, ...]],
 ) -> tuple[list[Anomaly], list[WindowSurprise]]:
     """Give the anomalies of the windows just computed their top series: `known` (the one-scan backfill and the
-    combined score have them), else asked once per metric and window. Also returns those windows' results with
-    their top series, to be written again."""
-    computed = {(r.metric, r.window_end): r for r in fresh}
-    missing = sorted({(a.metric, a.window_end) for a in anomalies if not a.top_series} & computed.keys())
+    combined score have them), else asked once per metric and window. Also returns the windows just computed, those
+    of the anomalies with their top series."""
+    computed = {(r.metric, r.window_end) for r in fresh}
+    missing = sorted({(a.metric, a.window_end) for a in anomalies if not a.top_series} & computed)
     tops = {
         key: known.get(key) or (compute_top_series(client, settings, *key) if key[0] in metrics else ())
         for key in missing
     }
-    named = [dataclasses.replace(computed[key], top_series=top) for key, top in tops.items() if top]
-    return [
-        dataclasses.replace(a, top_series=tops.get((a.metric, a.window_end), a.top_series)) for a in anomalies
-    ], named
+    named = [dataclasses.replace(a, top_series=tops.get((a.metric, a.window_end), a.top_series)) for a in anomalies]
+    return named, [
+        dataclasses.replace(r, top_series=top) if (top := tops.get((r.metric, r.window_end))) else r for r in fresh
+    ]
 
 
 def window_by_window(
@@ -267,13 +237,14 @@ def window_by_window(
 
 def threshold_windows(
     settings: Settings,
-    client: EsClient,
+    store: ResultStore,
     metrics: Sequence[str],
     first: datetime,
     last: datetime,
-    unstored: Sequence[WindowSurprise] = (),
+    fresh: Sequence[WindowSurprise] = (),
 ) -> list[Anomaly]:
-    """The anomalies of every event with a point in [first, last] (UTC), from the stored percentile series.
+    """The anomalies of every event with a point in [first, last] (UTC), from the percentile series: the stored
+    one with `fresh` (surprise just computed, not yet written) laid over it.
 
     The series is read from far enough back that each such event, and every point's threshold window, is whole:
     the threshold window plus the shortest reportable event before `first`, or the start of an event already
@@ -281,74 +252,19 @@ def threshold_windows(
     """
     step, th = settings.surprise.step, settings.threshold
     reach = th.lookback + math.ceil(th.min_duration / step)
-    running = results.read_anomalies(client, settings, first - step, first - step)
+    running = store.read_anomalies(first - step, first - step)
     starts = [event_start(a.event_id) for a in running]
     fetch_from = min([first - reach * step, *(s - th.lookback * step for s in starts)])
-    stored = results.read_surprise(client, settings, fetch_from, last, metrics)
-    series = [*stored, *unstored]
+    series = [*store.read_surprise(fetch_from, last, metrics), *fresh]
     tops: dict[tuple[str, datetime], tuple[SeriesSurprise, ...]] = {
         (r.metric, r.window_end): r.top_series for r in series
     }
     found: list[Anomaly] = []
     for metric in metrics:
         for p in settings.surprise.percentiles:
-            values = results.percentile_series(series, metric, p, fetch_from, last, step)
+            values = percentile_series(series, metric, p, fetch_from, last, step)
             top = {end: top for (m, end), top in tops.items() if m == metric}
             points = select_anomalies(metric, p, values, th, step, top)
             touching = {a.event_id for a in points if a.window_end >= first}
             found.extend(a for a in points if a.event_id in touching)
     return found
-
-
-def evaluate_job(
-    settings: Settings, client: EsClient, truth: Sequence[TruthInterval], start: datetime, end: datetime
-) -> dict[str, evaluate.Scores]:
-    """Score the job's stored anomalies with window ends in [start, end] (UTC) against labelled intervals; the
-    evaluated steps of each metric are the window ends it has a surprise document for."""
-    steps: dict[str, list[datetime]] = {}
-    for stored in results.read_surprise(client, settings, start, end):
-        steps.setdefault(stored.metric, []).append(stored.window_end)
-    found = results.read_anomalies(client, settings, start, end)
-    groups = grouped_events(settings, group_events(found, settings.surprise.step), found)
-    return evaluate.evaluate(truth, found, steps, settings.surprise.step, groups)
-
-
-def event_start(event_id: str) -> datetime:
-    """The first window end of an event, from its id (`metric|p90|<start>`)."""
-    return parse_instant(event_id.rsplit("|", 1)[1])
-
-
-def window_ends(first: datetime, last: datetime, step: timedelta, what: str) -> list[datetime]:
-    """The window ends first, first + step, ... up to last (UTC); ConfigError, before any is built, when they are more
-    than clock.MAX_WINDOWS (`what` names them)."""
-    try:
-        return aligned_instants(first, last, step, what)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def report_data(
-    settings: Settings,
-    client: EsClient,
-    start: datetime,
-    end: datetime,
-    truth: Sequence[TruthInterval] = (),
-    group_by: str | None = None,
-) -> report.ReportData:
-    """The stored percentile series of window ends in [start, end] (UTC), scored by the threshold stage, with the
-    stored anomalies and their events, ready for the report."""
-    step = settings.surprise.step
-    window_ends(floor_instant(start, step), end, step, "window ends to report")  # the charts hold one point each
-    stored = results.read_surprise(client, settings, start, end)
-    metrics = sorted({r.metric for r in stored})
-    charts = tuple(
-        report.ReportChart(
-            m, p, tuple(threshold_points(results.percentile_series(stored, m, p, start, end, step), settings.threshold))
-        )
-        for m in metrics
-        for p in settings.surprise.percentiles
-    )
-    found = results.read_anomalies(client, settings, start, end)
-    events = tuple(group_events(found, step))
-    groups = tuple(grouped_events(settings, events, found, group_by))
-    return report.ReportData(settings.results.job, now_utc(), charts, events, tuple(found), tuple(truth), groups, step)
