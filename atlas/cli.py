@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -198,7 +199,7 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], ser
     )
     request = build_surprise_request(settings, names, end, fused=es_server.moving_fn_takes_shift(server.api_version))
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
-    echo_json(request.body)
+    click.echo(json.dumps(request.body, indent=2))  # in the template's order: pipeline aggregations run in it
 
 
 @cli.command("run")

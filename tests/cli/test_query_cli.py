@@ -22,6 +22,9 @@ def test_query_prints_the_rendered_request() -> None:
     assert body["aggs"]["m0"]["filter"] == {"term": {"metric": "cpu"}}
     assert body["query"]["bool"]["filter"][0]["range"]["@timestamp"]["lt"] == "2024-01-10T00:00:00Z"
     assert result.stderr.startswith("# GET atlas-metrics/_search?filter_path=aggregations.*.percentiles.values")
+    # printed in the order it is sent (Elasticsearch runs a bucket's pipeline aggregations in it): the trim last
+    assert list(body["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"]) == ["x", "surprise", "window_only"]
+    assert list(body["aggs"]["m0"]["aggs"]) == ["series", "percentiles", "scored"]  # not sorted
 
 
 def test_query_without_metrics_is_a_usage_error() -> None:
