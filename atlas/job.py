@@ -19,7 +19,7 @@ from atlas.errors import ConfigError
 from atlas.es_client import EsClient
 from atlas.events import anomaly_events, event_start
 from atlas.outputs import notify
-from atlas.queries import combined_metric_name
+from atlas.queries import combined_metric_name, window_range
 from atlas.records import Anomaly, AnomalyEvent, SeriesSurprise, WindowSurprise
 from atlas.results import percentile_series
 from atlas.settings import Settings
@@ -168,8 +168,10 @@ def _process(
     """
     if not ends:
         return RunResult((), 0, (), (), dry_run), lease
-    metrics = resolve_metrics(client, settings)
     combine_by = settings.surprise.combine_by
+    # the metrics with documents in what the windows read (the combined score sums over every metric of the index)
+    read = (window_range(settings.surprise, ends[0]).fetch_start, ends[-1])
+    metrics = resolve_metrics(client, settings, None if combine_by else read)
     watched = [*metrics, *([combined_metric_name(combine_by)] if combine_by else [])]
     written = 0
     anomalies: dict[tuple[str, float, datetime], Anomaly] = {}

@@ -126,7 +126,7 @@ def _metric_list(metrics: Sequence[str], sizes: Mapping[str, int] | None = None)
     return [{"key": f"m{i}", "name": m, "size": (sizes or {}).get(m, MAX_SERIES)} for i, m in enumerate(metrics)]
 
 
-# --- The source: its metrics and its fields (source_summary.json.j2, source_fields.json.j2). ---
+# --- The source: its metrics and its fields (source_summary, metric_names, source_any, source_metrics .json.j2). ---
 
 
 def build_source_summary(source: SourceSettings) -> dict[str, Any]:
@@ -134,8 +134,14 @@ def build_source_summary(source: SourceSettings) -> dict[str, Any]:
     return render_json("source_summary.json.j2", src=_src(source), max_groups=MAX_METRICS)
 
 
+def build_metric_names_request(source: SourceSettings, within: tuple[datetime, datetime] | None) -> dict[str, Any]:
+    """The metric names of a long-form source index; with `within` ([start, end), UTC), those with documents there."""
+    gte, lt = (format_instant(within[0]), format_instant(within[1])) if within else (None, None)
+    return render_json("metric_names.json.j2", src=_src(source), max_groups=MAX_METRICS, gte=gte, lt=lt)
+
+
 def read_metric_names(response: Mapping[str, Any]) -> list[str]:
-    """The metrics a source summary found, in key order."""
+    """The metrics a source summary or a metric-names request found, in key order."""
     return [str(b["key"]) for b in response.get("aggregations", {}).get("groups", {}).get("buckets", [])]
 
 
@@ -145,24 +151,24 @@ def source_field_names(source: SourceSettings) -> list[str]:
     return fields + (list(source.value_fields.values()) or [source.metric_field, source.value_field])
 
 
-def build_source_fields_request(source: SourceSettings) -> dict[str, Any]:
-    """Whether some document has each field source_field_names names, and (long form) each configured metric."""
-    named = [] if source.value_fields else list(source.metrics)  # a misspelt metric would be watched in silence
-    return render_json("source_fields.json.j2", src=_src(source), fields=source_field_names(source), metrics=named)
+def build_any_document_request(source: SourceSettings, field: str | None) -> dict[str, Any]:
+    """Whether some source document has `field` (any document when None); each shard stops at its first."""
+    return render_json("source_any.json.j2", src=_src(source), field=field)
 
 
-def read_source_fields(response: Mapping[str, Any], source: SourceSettings) -> None:
-    """Refuse a source without documents, or whose documents lack a configured field or metric (DataError)."""
-    if not response.get("hits", {}).get("total", {}).get("value", 0):
-        raise DataError(f"no documents in {source.index} (source.index); index data first")
-    aggs = response.get("aggregations", {})
-    for i, name in enumerate(source_field_names(source)):
-        if not aggs.get(f"f{i}", {}).get("doc_count"):
-            raise DataError(
-                f"no document of {source.index} has the field {name!r}: check source.* in the configuration"
-            )
-    for i, metric in enumerate([] if source.value_fields else source.metrics):
-        if not aggs.get(f"m{i}", {}).get("doc_count"):
+def read_any_document(response: Mapping[str, Any]) -> bool:
+    return bool(response.get("hits", {}).get("total", {}).get("value", 0))
+
+
+def build_source_metrics_request(source: SourceSettings, metrics: Sequence[str]) -> dict[str, Any]:
+    """Whether some document of a long-form source has each of `metrics` (m0, m1, ...)."""
+    return render_json("source_metrics.json.j2", src=_src(source), metrics=list(metrics))
+
+
+def read_source_metrics(response: Mapping[str, Any], source: SourceSettings, metrics: Sequence[str]) -> None:
+    """Refuse a configured metric that no document has (DataError): it would be watched in silence."""
+    for i, metric in enumerate(metrics):
+        if not response.get("aggregations", {}).get(f"m{i}", {}).get("doc_count"):
             raise DataError(f"source.metrics: no document of {source.index} has the metric {metric!r}")
 
 

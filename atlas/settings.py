@@ -65,7 +65,9 @@ class SourceSettings:
     metric_field: str = setting("metric", "long form: keyword field naming the metric")
     value_field: str = setting("value", "long form: numeric field holding the value")
     series_fields: tuple[str, ...] = setting(["query"], "keyword field(s) that identify one series of a metric")
-    metrics: tuple[str, ...] = setting([], "long form: the metrics to watch; empty = every metric found")
+    metrics: tuple[str, ...] = setting(
+        [], "long form: the metrics to watch; empty = every metric with documents in what the windows read"
+    )
     value_fields: Mapping[str, str] = setting(
         {}, "wide form: metric name -> numeric field (e.g. cpu: system.cpu.total.pct); replaces metric_field"
     )

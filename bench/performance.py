@@ -1,14 +1,17 @@
 """atlas against the per-window loop, the bare aggregation, a client-side peer and a raw _bulk, side by side.
 
     python bench/performance.py --url http://127.0.0.1:9250 [--scale small|blog] [--cluster-port 9403]
-        [--parts ingest backfill hourly series cluster] [--loop-windows N]
+        [--parts ingest backfill hourly series cluster hosts5m] [--loop-windows N] [--hosts-wide N]
 
 Needs a running node at --url (`atlas es start`, or `atlas es start --version opensearch-2.19.6` and --url
 http://127.0.0.1:9240: nothing here assumes Elasticsearch); starts (and stops) its own 3-node cluster of the same
 server on --cluster-port unless --skip-cluster. The blog's scale: `--parts backfill hourly series --loop-windows 24`
 (the per-window loop over all 553 windows would take hours; it is timed on N windows spread over them and scaled).
-Prints one table: each ratio with the two times it divides, the documents, series and windows, the machine's core
-count and the server.
+`--parts hosts5m`: a 5-minute run of the configuration `atlas init --preset hosts --interval 5m` writes, on 24 hosts
+x 38 columns of 1-minute documents, then on one host of --hosts-wide columns (10,000) of 5-minute documents (a
+lighter history: the buckets read are the same), against the bare aggregation of the same buckets; its indices are
+deleted at the end. Prints one table: each ratio with the two times it divides, the documents, series and windows,
+the machine's core count and the server.
 Absolute times depend on the machine; the ratios are what to compare.
 """
 
@@ -31,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,24 +42,31 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas import es_client, indices, job, simulate  # noqa: E402
+from atlas import es_client, indices, job, presets, simulate  # noqa: E402
+from atlas.clock import format_duration, format_instant  # noqa: E402
 from atlas.distributions import DISTRIBUTIONS  # noqa: E402
 from atlas.embedded import default_home, start_cluster, stop_cluster  # noqa: E402
+from atlas.errors import EsQueryRejected  # noqa: E402
 from atlas.ingest import csv_file, load  # noqa: E402
-from atlas.queries import build_surprise_request  # noqa: E402
+from atlas.queries import build_source_summary, build_surprise_request, window_range  # noqa: E402
 from atlas.records import WindowSurprise  # noqa: E402
 from atlas.settings import Settings, load_settings  # noqa: E402
 from atlas.surprise import (  # noqa: E402
     DEFAULT_BUDGET,
+    check_source_fields,
     compute_window_surprise,
     exact_percentile,
     plan_requests,
+    resolve_metrics,
     scan_surprise,
     window_buckets_per_series,
 )
+from atlas.surprise.plan import is_too_many_buckets  # noqa: E402
+from atlas.surprise.series import list_series  # noqa: E402
 from tests.memory import run_measured  # noqa: E402
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,8 @@ SCALES = {
     "small": Scale(2, 100, 2, 648, 8, (2_000, 6_000, 20_000), "6h"),
     "blog": Scale(5, 500, 30, 600, 8, (10_000, 30_000, 100_000), "24h"),
 }
-PARTS = ["ingest", "backfill", "hourly", "series", "cluster"]
+PARTS = ["ingest", "backfill", "hourly", "series", "cluster", "hosts5m"]
+DEFAULT_PARTS = PARTS[:5]  # hosts5m indexes its own 4.5M documents: asked for by name
 Row = tuple[str, str, str, str, str]
 rows: list[Row] = []
 
@@ -154,19 +165,41 @@ def response_bytes(url: str, index: str, body: dict[str, Any], filter_path: str 
         return len(answer.read())
 
 
-def bare_body(settings: Settings, metrics: Sequence[str], end: datetime) -> dict[str, Any]:
-    """terms > date_histogram > avg per metric over the same documents and hours as the window's request."""
+def bare_body(
+    settings: Settings,
+    metrics: Sequence[str],
+    end: datetime,
+    start: datetime | None = None,
+    partition: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """terms > date_histogram > avg per metric over the same documents and hours as the window's request; `start`:
+    from there instead (its buckets, empty ones too, from there on); `partition`: (i, n), the i-th of n hash
+    partitions of the series only."""
     body = build_surprise_request(settings, metrics, end).body
+    query = body["query"]
+    if start is not None:
+        first = {"range": {settings.source.time_field: {"gte": format_instant(start), "lt": format_instant(end)}}}
+        query = {"bool": {"filter": [first, *query["bool"]["filter"][1:]]}}
     aggs = {}
     for key, agg in body["aggs"].items():
         series = agg["aggs"]["series"]
         hours = series["aggs"]["hours"]
-        x = {"x": hours["aggs"]["x"]}
+        histogram = dict(hours["date_histogram"])
+        if start is not None:
+            histogram["extended_bounds"] = {**histogram["extended_bounds"], "min": int(start.timestamp() * 1000)}
+        terms = dict(series["terms"])
+        if partition is not None:
+            terms["include"] = {"partition": partition[0], "num_partitions": partition[1]}
         aggs[key] = {
             "filter": agg["filter"],
-            "aggs": {"series": {"terms": series["terms"], "aggs": {"hours": {**hours, "aggs": x}}}},
+            "aggs": {
+                "series": {
+                    "terms": terms,
+                    "aggs": {"hours": {"date_histogram": histogram, "aggs": {"x": hours["aggs"]["x"]}}},
+                }
+            },
         }
-    return {"size": 0, "query": body["query"], "aggs": aggs}
+    return {"size": 0, "query": query, "aggs": aggs}
 
 
 def peer_window(settings: Settings, response: dict[str, Any], metrics: Sequence[str], end: datetime) -> list[float]:
@@ -458,13 +491,240 @@ def bench_cluster(
         shutil.rmtree(data, ignore_errors=True)
 
 
+HOSTS, COLUMNS, HOSTS_HOURS = 24, 38, 26  # the SMD development set's shape; a day's scale window and the run's window
+HOSTS_EVERY = timedelta(minutes=5)
+DAY = timedelta(days=1)
+
+
+def hosts_settings(url: str, index: str, **extra: Any) -> Settings:
+    """The configuration `atlas init --preset hosts --interval 5m` writes, on `index`."""
+    chosen = {**presets.preset_overrides("hosts", HOSTS_EVERY), **extra}
+    return load_settings(None, {"es.urls": [url], "source.index": index, "es.request_timeout": "30m", **chosen})
+
+
+def host_documents(hosts: int, columns: int, every: timedelta, seed: int = 0) -> Iterator[dict[str, Any]]:
+    """HOSTS_HOURS of host-shaped documents from START, one per column every `every`: metric = the host, series =
+    the column; a tenth of the columns sit at 0 (no spread: zscore leaves them out), the others wander around their
+    own level with their own noise."""
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(0.0, 100.0, (hosts, columns))
+    spread = rng.uniform(0.1, 5.0, (hosts, columns))
+    level[:, ::10] = spread[:, ::10] = 0.0
+    names = [f"host-{h:02d}" for h in range(hosts)]
+    cols = [f"col-{c:05d}" for c in range(columns)]
+    for step in range(timedelta(hours=HOSTS_HOURS) // every):
+        stamp = format_instant(START + step * every)
+        values = (level + spread * rng.standard_normal((hosts, columns))).tolist()
+        for h, host in enumerate(names):
+            for c, col in enumerate(cols):
+                yield {
+                    "_id": f"{host}|{col}|{step}",
+                    "@timestamp": stamp,
+                    "metric": host,
+                    "series": col,
+                    "value": values[h][c],
+                }
+
+
+def hosts_reference(
+    settings: Settings, metrics: Sequence[str], aggs: dict[str, Any], found: dict[str, list[float]]
+) -> None:
+    """Each series' surprise at the last bucket of a bare answer (median of the baseline_window values before it,
+    population std of the std_window ones), into `found` by metric; none where the std is 0 or nothing precedes."""
+    s = settings.surprise
+    for i, metric in enumerate(metrics):
+        for bucket in aggs.get(f"m{i}", {}).get("series", {}).get("buckets", []):
+            hours = [h.get("x", {}).get("value") for h in bucket["hours"]["buckets"]]
+            values = np.array([v for v in hours if v is not None], dtype=np.float64)
+            if hours[-1] is None or len(values) < 2:
+                continue
+            before = values[:-1]
+            sd = float(np.std(before[-s.std_window :]))
+            if sd > 0:
+                found.setdefault(metric, []).append(
+                    abs(values[-1] - float(np.median(before[-s.baseline_window :]))) / sd
+                )
+
+
+def counted_searches(action: Callable[[], Any]) -> int:
+    """How many searches `action` sends (es_client.search counted for the time of one call)."""
+    sent = 0
+    search = es_client.search
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal sent
+        sent += 1
+        return search(*args, **kwargs)
+
+    es_client.search = counting
+    try:
+        action()
+    finally:
+        es_client.search = search
+    return sent
+
+
+def steady(action: Callable[[], T]) -> T:
+    """`action`, again after a pause while the node refuses it for its buckets: the node is shared, and other
+    people's tests lower search.max_buckets for a while."""
+    for _ in range(60):
+        try:
+            return action()
+        except EsQueryRejected as exc:
+            if not is_too_many_buckets(exc):
+                raise
+            time.sleep(5)
+    return action()
+
+
+def whole_index_checks(client: es_client.EsClient, settings: Settings) -> None:
+    """The source checks a run sent before: a filter aggregation per field over every document of the index, and
+    the source summary (metrics, their series counts, first and last document) for the metric names."""
+    source = settings.source
+    fields = [source.time_field, *source.series_fields, source.metric_field, source.value_field]
+    aggs = {f"f{i}": {"filter": {"exists": {"field": name}}} for i, name in enumerate(fields)}
+    body = {"size": 0, "track_total_hits": True, "query": {"match_all": {}}, "aggs": aggs}
+    es_client.search(client, source.index, body)
+    es_client.search(client, source.index, build_source_summary(source))
+
+
+def bench_hosts_run(settings: Settings, end: datetime, what: str, repeats: int, scale: bool = True) -> None:
+    """One 5-minute run's surprise search (compute_window_surprise, as `atlas run` asks it: the series count, then
+    the batches or parts it plans) against the bare aggregation of the same buckets (the run's span) and, with
+    `scale`, of the whole day, each from an empty request cache, taking turns `repeats` times; the medians."""
+    client = es_client.connect(settings.es)
+    index = settings.source.index
+    metrics = resolve_metrics(client, settings)
+    plan = plan_requests(client, settings, metrics, [end])
+    per_series = window_buckets_per_series(settings)
+    got = compute_window_surprise(client, settings, metrics, end)  # warm-up, and the answer compared
+    series = {r.metric: r.series_count for r in got}
+    listed = {m: len(list_series(client, settings, m, end - per_series * HOSTS_EVERY, end)) for m in plan.parted}
+
+    def bodies(start: datetime | None) -> list[tuple[Sequence[str], dict[str, Any]]]:
+        """The bare requests and their metrics: atlas's batches, and each metric atlas asks in parts in as many
+        hash partitions of its series."""
+        found: list[tuple[Sequence[str], dict[str, Any]]] = [
+            (batch, bare_body(settings, batch, end, start)) for batch in plan.batches
+        ]
+        for metric in plan.parted:
+            parts = -(-listed[metric] // max(1, DEFAULT_BUDGET.buckets // per_series))  # as plan.split_keys
+            found += [([metric], bare_body(settings, [metric], end, start, (i, parts))) for i in range(parts)]
+        return found
+
+    span, day = bodies(None), bodies(end - DAY)
+    reference: dict[str, list[float]] = {}
+    for group, body in span:
+        x_only = "aggregations.*.series.buckets.hours.buckets.x"
+        answer = steady(functools.partial(es_client.search, client, index, body, x_only))
+        hosts_reference(settings, group, answer.get("aggregations", {}), reference)
+    p = float(settings.surprise.percentiles[0])
+    want = {m: (len(v), exact_percentile(np.sort(v), p)) for m, v in reference.items()}
+    equal = sorted(want) == sorted(series) and all(
+        want[r.metric][0] == r.series_count and math.isclose(want[r.metric][1], r.percentiles[p] or 0.0, rel_tol=1e-9)
+        for r in got
+    )
+
+    def run() -> None:
+        compute_window_surprise(client, settings, metrics, end)
+
+    planned = {counted_searches(run)}
+    sent: set[int] = set()
+
+    def source_checks() -> None:  # as job.run_once and job._process ask them
+        check_source_fields(client, settings)
+        resolve_metrics(client, settings, (window_range(settings.surprise, end).fetch_start, end))
+
+    def bare(requests: list[tuple[Sequence[str], dict[str, Any]]]) -> float:
+        search = functools.partial(cold, client, index, es_client.search, client, index)
+        return sum(steady(functools.partial(search, b, "took"))[0] for _, b in requests)
+
+    seconds: dict[str, list[float]] = {"atlas": [], "span": [], "day": [], "checks": [], "whole": []}
+    for _ in range(repeats):
+        for _ in range(10):  # more requests than planned: another user of the node lowered search.max_buckets
+            took, count = cold(client, index, counted_searches, run)
+            if count in planned:
+                break
+            time.sleep(10)
+        seconds["atlas"].append(took)
+        sent.add(count)
+        seconds["span"].append(bare(span))
+        if scale:
+            seconds["day"].append(bare(day))
+            seconds["checks"].append(cold(client, index, source_checks)[0])
+            seconds["whole"].append(cold(client, index, whole_index_checks, client, settings)[0])
+    median = {k: statistics.median(v) for k, v in seconds.items() if v}
+    detail = (
+        f"{what}, {sum(series.values())} series scored; atlas {'/'.join(map(str, sorted(sent)))} requests,"
+        f" bare {len(span)};"
+        f" equal to 1e-9: {equal}; median of {repeats}"
+    )
+    report(
+        f"5-min run {what}: atlas / bare, the run's {per_series} buckets per series",
+        median["atlas"],
+        median["span"],
+        detail,
+    )
+    if scale:
+        report(
+            f"5-min run {what}: atlas / bare over 24 h ({DAY // HOSTS_EVERY} buckets per series)",
+            median["atlas"],
+            median["day"],
+            f"bare in {len(day)} requests",
+        )
+        report(
+            f"5-min run {what}: the run's source checks / its surprise search",
+            median["checks"],
+            median["atlas"],
+            "check_source_fields (a document with each field) + resolve_metrics (the metrics of the run's range)",
+        )
+        report(
+            f"5-min run {what}: source checks over the whole index (before) / the run's",
+            median["whole"],
+            median["checks"],
+            "the requests of commit 3aeac4c: filter aggregations and the source summary over every document",
+        )
+
+
+def bench_hosts5m(url: str, repeats: int, wide: int, keep: bool) -> None:
+    """`--parts hosts5m`: the hosts preset at 5 minutes on 24 hosts x 38 columns of 1-minute documents, then on one
+    host of `wide` columns of 5-minute ones; the indices are deleted at the end unless `keep`."""
+    end = START + timedelta(hours=HOSTS_HOURS)
+    steps = (
+        (f"{HOSTS} hosts x {COLUMNS} columns", "h1-bench-hosts5m", HOSTS, COLUMNS, timedelta(minutes=1)),
+        (f"1 host x {wide} columns", f"h1-bench-hosts5m-{wide}", 1, wide, HOSTS_EVERY),
+    )
+    for label, index, hosts, columns, every in steps:
+        settings = hosts_settings(url, index)
+        client = es_client.connect(settings.es)
+        docs = hosts * columns * (timedelta(hours=HOSTS_HOURS) // every)
+        try:
+            if not es_client.index_exists(client, index):
+                load.load_documents(client, settings.source, index, host_documents(hosts, columns, every))
+            what = f"({label}, {docs} docs, one per {format_duration(every)})"
+            bench_hosts_run(settings, end, what, repeats)
+            # the same run with the std over the baseline's hour (no day's scale): what the day's std costs
+            bench_hosts_run(
+                hosts_settings(url, index, **{"surprise.scale_window": None}),
+                end,
+                f"{what}, scale_window null",
+                repeats,
+                scale=False,
+            )
+        finally:
+            if not keep:
+                es_client.delete_index(client, index)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:9250")
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--cluster-port", type=int, default=9403)
     parser.add_argument("--skip-cluster", action="store_true")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure [all]")
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=DEFAULT_PARTS, help="what to measure [all but hosts5m]"
+    )
     parser.add_argument("--loop-windows", type=int, help="time the per-window loop on this many windows [all]")
     parser.add_argument(
         "--repeats",
@@ -472,6 +732,8 @@ def main() -> None:
         default=3,
         help="runs of each ingest, one-scan, series and 3-node timing; medians reported [3]",
     )
+    parser.add_argument("--hosts-wide", type=int, default=10_000, help="hosts5m: columns of the one-host step [10000]")
+    parser.add_argument("--keep-hosts-indices", action="store_true", help="hosts5m: keep its two indices")
     args = parser.parse_args()
     parts = set(args.parts) - ({"cluster"} if args.skip_cluster else set())
     scale = SCALES[args.scale]
@@ -519,7 +781,10 @@ def main() -> None:
         bench_series(args.url, scale, args.repeats)
     if "cluster" in parts:
         bench_cluster(args.cluster_port, cluster_version, settings, spec, metrics, ends, args.repeats)
-    print(f"\n`python bench/performance.py --scale {args.scale}` on {os.cpu_count()} cores, {server.title}\n")
+    if "hosts5m" in parts:
+        bench_hosts5m(args.url, args.repeats, args.hosts_wide, args.keep_hosts_indices)
+    command = f"python bench/performance.py --scale {args.scale} --parts {' '.join(args.parts)}"
+    print(f"\n`{command}` on {os.cpu_count()} cores, {server.title}\n")
     print("| measure | ratio | a | b | what |\n| --- | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
+from atlas import es_client
 from atlas.cli import cli
+from atlas.clock import format_instant
+from atlas.errors import DataError
+from atlas.ingest import load
+from atlas.settings import load_settings
+from atlas.surprise import resolve_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +179,27 @@ def test_an_empty_source_is_named(es: Elasticsearch, es_url: str, index_name: st
     result = CliRunner().invoke(cli, ["--config", str(config), "run"])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"Error: no documents in {index_name}-m (source.index); index data first"
+
+
+def test_a_run_resolves_the_metrics_of_what_its_windows_read(es_url: str, index_name: str) -> None:
+    """A job every 5 minutes asks for the metrics with documents in the range its windows read, not in the whole
+    index; with none there, every metric of the index (and none at all is an error)."""
+    settings = load_settings(None, {"es.urls": [es_url], "source.index": f"{index_name}-m"})
+    client = es_client.connect(settings.es)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    hours = {"early": range(0, 10), "late": range(20, 30)}
+    docs = [
+        {"@timestamp": format_instant(start + timedelta(hours=h)), "metric": metric, "query": "q", "value": 1.0}
+        for metric, span in hours.items()
+        for h in span
+    ]
+    load.load_documents(client, settings.source, f"{index_name}-m", docs)
+    at = functools.partial(resolve_metrics, client, settings)
+    assert at((start + timedelta(hours=25), start + timedelta(hours=26))) == ["late"]
+    assert at((start + timedelta(hours=5), start + timedelta(hours=25))) == ["early", "late"]
+    assert at((start + timedelta(hours=40), start + timedelta(hours=41))) == ["early", "late"]
+    assert at(None) == ["early", "late"]
+    empty = load_settings(None, {"es.urls": [es_url], "source.index": f"{index_name}-empty"})
+    es_client.create_index(client, f"{index_name}-empty", {})
+    with pytest.raises(DataError, match="no metrics found"):
+        resolve_metrics(client, empty, (start, start + timedelta(hours=1)))

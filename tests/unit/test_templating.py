@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from atlas.errors import TemplateError
-from atlas.queries import build_source_summary
+from atlas.queries import build_any_document_request, build_metric_names_request, build_source_summary
 from atlas.settings import load_settings
 from atlas.templating import declared_variables, environment, render_json, template_dirs, to_json, undeclared_variables
 
@@ -30,6 +31,28 @@ def test_source_summary_renders_the_configured_fields() -> None:
     assert body["query"] == {"match_all": {}}
     assert body["aggs"]["groups"]["terms"]["field"] == "metric"
     assert body["aggs"]["groups"]["aggs"]["series"]["cardinality"]["field"] == "query"
+
+
+def test_the_source_checks_stop_at_the_first_document_and_the_metric_names_read_the_range() -> None:
+    """A job every 5 minutes does not read the whole index to check its source: each field check stops at the
+    first document with it, and the metric names are those of the range the windows read when one is given."""
+    source = load_settings(None, {"source.filter": {"term": {"env": "prod"}}}).source
+    prod = {"bool": {"filter": [{"term": {"env": "prod"}}]}}
+    assert build_any_document_request(source, None) == {
+        "size": 0,
+        "track_total_hits": True,
+        "terminate_after": 1,
+        "query": prod,
+    }
+    assert build_any_document_request(source, "value")["query"] == {
+        "bool": {"filter": [prod, {"exists": {"field": "value"}}]}
+    }
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+    span = {"range": {"@timestamp": {"gte": "2024-01-01T00:00:00Z", "lt": "2024-01-02T00:00:00Z"}}}
+    assert build_metric_names_request(source, (start, end))["query"] == {"bool": {"filter": [prod, span]}}
+    whole = build_metric_names_request(source, None)
+    assert whole["query"] == prod
+    assert whole["aggs"]["groups"]["terms"]["field"] == "metric" and "track_total_hits" in whole
 
 
 def test_missing_variable_names_it() -> None:
