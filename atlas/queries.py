@@ -188,14 +188,7 @@ def build_surprise_request(
     `series_caps`: the most series asked of each metric (a metric with more reports sum_other_doc_count)."""
     window = window_range(settings.surprise, window_end)
     listed = _metric_list(metrics, series_caps)
-    body = render_json(
-        "surprise.json.j2",
-        src=_src(settings.source),
-        s=_s(settings.surprise, fused),
-        w=_window_values(settings.surprise, window),
-        metrics=listed,
-        subset=None,
-    )
+    body = _render_window_request(settings, window, listed, fused, subset=None)
     return SurpriseRequest(body, {m["name"]: m["key"] for m in listed}, window)
 
 
@@ -329,15 +322,22 @@ def build_subset_window_request(
     S(q, T) (filter_path) instead of the percentiles, which the caller computes over every subset."""
     window = window_range(settings.surprise, window_end)
     listed = _metric_list([metric], {metric: max(1, len(keys))})
-    body = render_json(
+    body = _render_window_request(settings, window, listed, fused, subset=list(keys))
+    return SurpriseRequest(body, {metric: "m0"}, window, SERIES_WINDOW_FILTER_PATH)
+
+
+def _render_window_request(
+    settings: Settings, window: WindowRange, listed: list[dict[str, Any]], fused: bool, subset: list[str] | None
+) -> dict[str, Any]:
+    """queries/surprise.json.j2 for one window: every listed metric, or one metric's series `subset`."""
+    return render_json(
         "surprise.json.j2",
         src=_src(settings.source),
         s=_s(settings.surprise, fused),
         w=_window_values(settings.surprise, window),
         metrics=listed,
-        subset=list(keys),
+        subset=subset,
     )
-    return SurpriseRequest(body, {metric: "m0"}, window, SERIES_WINDOW_FILTER_PATH)
 
 
 def read_series_windows(response: Mapping[str, Any]) -> dict[str, float]:
