@@ -101,6 +101,18 @@ def floor_series() -> dict[Key, np.ndarray]:
     return {**sample_series(), ("disk", 90.0): disk}
 
 
+def threshold_section(window: int, sigmas: float, lookback: int, min_value: float, recovery: float) -> dict[str, Any]:
+    """The `threshold` settings of the watch tests: levels one and two sigmas above `sigmas`."""
+    return {
+        "window": window,
+        "lookback": lookback,
+        "sigmas": sigmas,
+        "min_value": min_value,
+        "recovery": recovery,
+        "levels": [sigmas, sigmas + 1, sigmas + 2],
+    }
+
+
 # With FLOOR: a recovery level the noise of the sample series (around 10) seldom reaches, which the tail after the
 # net series' spike stays above.
 RECOVERY = 12.0

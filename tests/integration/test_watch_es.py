@@ -22,6 +22,7 @@ from tests.surprise_series import (
     index_series,
     recovery_series,
     sample_series,
+    threshold_section,
     window_ends,
 )
 
@@ -41,14 +42,10 @@ def settings_for(
         "es.urls": [es_url],
         "results.prefix": prefix,
         "surprise.percentiles": list(PERCENTILES),
-        "threshold.window": window,
-        "threshold.lookback": lookback,
-        "threshold.sigmas": sigmas,
-        "threshold.min_value": min_value,
-        "threshold.recovery": recovery,
-        "threshold.levels": [sigmas, sigmas + 1, sigmas + 2],
         "alerts.watcher_slack_account": "ops",
     }
+    threshold = threshold_section(window, sigmas, lookback, min_value, recovery)
+    overrides |= {f"threshold.{key}": value for key, value in threshold.items()}
     return load_settings(None, overrides)
 
 

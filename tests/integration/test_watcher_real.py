@@ -39,6 +39,7 @@ from tests.surprise_series import (
     index_series,
     recovery_series,
     sample_series,
+    threshold_section,
     window_ends,
 )
 
@@ -84,14 +85,7 @@ def write_config(
         "es": {"urls": [url]},
         "results": {"prefix": prefix},
         "surprise": {"percentiles": list(PERCENTILES)},
-        "threshold": {
-            "window": window,
-            "lookback": lookback,
-            "sigmas": sigmas,
-            "min_value": min_value,
-            "recovery": recovery,
-            "levels": [sigmas, sigmas + 1, sigmas + 2],
-        },
+        "threshold": threshold_section(window, sigmas, lookback, min_value, recovery),
         "alerts": {"watcher_slack_account": "ops", "watcher_email_account": "mail", "email_to": ["sre@example.com"]},
     }
     path.write_text(yaml.safe_dump(config))
