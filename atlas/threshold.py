@@ -108,17 +108,19 @@ def _history(previous: list[float], settings: ThresholdSettings) -> tuple[tuple[
     w, unflagged, is_open = settings.window, list[float](), False
     for j, v in enumerate(present):
         stats = _stats_before(present, unflagged, j, w)
-        is_open = stats is not None and _is_anomalous(v, stats, is_open, settings)
+        is_open = stats is not None and _is_anomalous(v, _threshold(stats, settings), is_open, settings.recovery)
         if not is_open:
             unflagged.append(v)
     return _stats_before(present, unflagged, len(present), w), is_open
 
 
-def _is_anomalous(value: float, stats: tuple[float, float], is_open: bool, settings: ThresholdSettings) -> bool:
-    """Above the combined threshold, or continuing an open event at or above `recovery` (when that is above 0)."""
-    if value > combined_threshold(stats[0], stats[1], settings.sigmas, settings.min_value):
-        return True
-    return is_open and 0 < settings.recovery <= value
+def _threshold(stats: tuple[float, float], settings: ThresholdSettings) -> float:
+    return combined_threshold(stats[0], stats[1], settings.sigmas, settings.min_value)
+
+
+def _is_anomalous(value: float, threshold: float, is_open: bool, recovery: float) -> bool:
+    """Above the threshold, or continuing an open event at or above `recovery` (when that is above 0)."""
+    return value > threshold or (is_open and 0 < recovery <= value)
 
 
 def _stats_before(present: list[float], unflagged: list[float], j: int, w: int) -> tuple[float, float] | None:
@@ -134,9 +136,9 @@ def _score_point(
     if stats is None:
         return ThresholdPoint(end, present, None, None, None, False, None, None)
     mean, std = stats
-    threshold = combined_threshold(mean, std, settings.sigmas, settings.min_value)
+    threshold = _threshold(stats, settings)
     # Strictly above: Timelion's "show if greater".
-    is_anomalous = present is not None and _is_anomalous(present, stats, is_open, settings)
+    is_anomalous = present is not None and _is_anomalous(present, threshold, is_open, settings.recovery)
     # A flat history (std 0) makes any rise anomalous; its distance in sigmas is infinite, stored as None.
     sigmas = (present - mean) / std if present is not None and std > 0 else None
     severity = _severity(value, mean, std, settings) if is_anomalous else None
