@@ -41,7 +41,7 @@ def test_a_path_that_is_not_a_readable_file_is_one_line(tmp_path: Path, name: st
 
 
 def test_an_unreadable_file_is_one_line() -> None:
-    with tempfile.TemporaryDirectory() as directory:  # not tmp_path: as root that is 0700, and nobody must enter
+    with tempfile.TemporaryDirectory() as directory:  # not tmp_path: a fresh directory of its own
         Path(directory).chmod(0o755)
         path = Path(directory) / "secret.csv"
         path.write_text(HEADER)
@@ -49,10 +49,11 @@ def test_an_unreadable_file_is_one_line() -> None:
         if os.geteuid() != 0:
             assert invoke(str(path)) == (2, "", f"Error: {path}: cannot read: Permission denied\n")
             return
-        # Root reads a file whatever its mode: run atlas as user nobody, as a user without the permission would.
+        # Root reads a file whatever its mode: run atlas as root without the capabilities that bypass file modes, as a
+        # user without the permission would be (user nobody could not read a checkout in a 0700 directory).
         setpriv = shutil.which("setpriv")
         assert setpriv, "setpriv (util-linux) is part of the test setup"
-        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "atlas"]
+        command = [setpriv, "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m", "atlas"]
         proc = subprocess.run(
             [*command, "ingest", "csv", str(path)], capture_output=True, text=True, cwd=directory, check=False
         )
