@@ -197,7 +197,7 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], ser
     end = floor_instant(
         parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
     )
-    request = build_surprise_request(settings, names, end, fused=es_server.moving_fn_takes_shift(server.api_version))
+    request = build_surprise_request(settings, names, end, api_version=server.api_version)
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
     click.echo(json.dumps(request.body, indent=2))  # in the template's order: pipeline aggregations run in it
 

@@ -88,7 +88,7 @@ def _write_outputs(
     report.write_report(findings.report_data(settings, client, first, last, truth), html, png)
     ndjson = out_dir / "kibana.ndjson"
     files.write_output(ndjson, kibana.export_saved_objects(settings, metrics, with_truth=True))
-    watches = watch.write_watches(settings, out_dir / "watches")
+    watches = watch.write_watches(settings, out_dir / "watches", client.server.api_version)
     return [html, *([png] if png else []), *watches, ndjson]
 
 

@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 
 from atlas.errors import ConfigError, EsQueryRejected, EsUnavailable
 from atlas.es_errors import reason_of, translated_errors
-from atlas.es_server import Server, major_minor, moving_fn_takes_shift
+from atlas.es_server import Server, major_minor
 from atlas.es_transport import DeadlineConnection
 from atlas.masking import mask
 from atlas.settings import EsSettings
@@ -137,11 +137,6 @@ def require_script_modules(client: EsClient) -> None:
             )
 
 
-def has_moving_fn_shift(client: EsClient) -> bool:
-    """Whether the cluster's moving_fn takes `shift` (7.4 on), which the one-step surprise aggregation needs."""
-    return moving_fn_takes_shift(client.version)
-
-
 def index_exists(client: EsClient, index: str) -> bool:
     """Whether an index (or alias) with this exact name exists."""
     with translated_errors(client, f"checking index {index}"):
@@ -209,28 +204,12 @@ def get_mappings(client: EsClient, index: str) -> dict[str, dict[str, Any]]:
 
 def search(client: EsClient, index: str, body: Mapping[str, Any], filter_path: str | None = None) -> dict[str, Any]:
     """Run one search request; the body is a dict, never a string. `hits.total` is an object on every version."""
-    request = _adapt_aggregations(dict(body)) if client.version[0] == 6 else dict(body)
     with translated_errors(client, f"search on {index}"):
-        response = dict(client.raw.search(index=index, body=request, filter_path=filter_path))
+        response = dict(client.raw.search(index=index, body=dict(body), filter_path=filter_path))
     hits = response.get("hits")
     if isinstance(hits, dict) and isinstance(hits.get("total"), int):  # 6.x counts hits with a bare number
         hits["total"] = {"value": hits["total"], "relation": "eq"}
     return response
-
-
-def _adapt_aggregations(node: Any) -> Any:
-    """6.x's date_histogram names `fixed_interval` plain `interval`; everything else atlas sends is the same."""
-    if isinstance(node, dict):
-        adapted = {key: _adapt_aggregations(value) for key, value in node.items()}
-        histogram = adapted.get("date_histogram")
-        if isinstance(histogram, dict) and "fixed_interval" in histogram:
-            histogram = dict(histogram)
-            histogram["interval"] = histogram.pop("fixed_interval")
-            adapted["date_histogram"] = histogram
-        return adapted
-    if isinstance(node, list):
-        return [_adapt_aggregations(item) for item in node]
-    return node
 
 
 def index_setting(client: EsClient, index: str, name: str) -> str | None:
@@ -306,12 +285,11 @@ def perform_request(
     body: Mapping[str, Any] | None = None,
     absent: tuple[int, ...] = (),
 ) -> dict[str, Any] | None:
-    """A request to a REST path the client has no method for (Watcher's); None when the answer's status is one of
-    `absent`. 6.x bodies get 6.x's aggregation names, as in search."""
-    sent = None if body is None else _adapt_aggregations(dict(body)) if client.version[0] == 6 else dict(body)
+    """A request to a REST path the client has no method for (Watcher's), its body sent as given (a watch is
+    rendered for the cluster's version); None when the answer's status is one of `absent`."""
     with translated_errors(client, what):
         try:
-            answer = client.raw.transport.perform_request(method, path, body=sent)
+            answer = client.raw.transport.perform_request(method, path, body=None if body is None else dict(body))
         except elasticsearch.TransportError as exc:
             if exc.status_code in absent:
                 return None

@@ -56,6 +56,16 @@ def major_minor(text: str) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
+ApiVersion = tuple[int, int]  # (major, minor) of the Elasticsearch API a server speaks: Server.api_version
+DEFAULT_API_VERSION: ApiVersion = (7, 10)  # the default embedded node's, 7.10.2, and every OpenSearch's
+
+
+def histogram_interval_key(version: tuple[int, int]) -> str:
+    """The date_histogram parameter that takes a fixed interval such as `5m` in this (major, minor) Elasticsearch API
+    version: `fixed_interval` from 7.2 on, plain `interval` before."""
+    return "fixed_interval" if version >= (7, 2) else "interval"
+
+
 def moving_fn_takes_shift(version: tuple[int, int]) -> bool:
     """Whether moving_fn takes `shift` in this (major, minor) Elasticsearch API version (Server.api_version): from
     7.4 on, so on every OpenSearch."""

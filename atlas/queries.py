@@ -12,6 +12,7 @@ from typing import Any
 
 from atlas.clock import format_duration, format_instant
 from atlas.errors import DataError
+from atlas.es_server import DEFAULT_API_VERSION, ApiVersion, histogram_interval_key, moving_fn_takes_shift
 from atlas.records import SeriesSurprise, WindowSurprise
 from atlas.settings import Settings, SourceSettings, SurpriseSettings
 from atlas.templating import render_json
@@ -87,8 +88,8 @@ def _src(source: SourceSettings) -> dict[str, Any]:
     }
 
 
-def _s(surprise: SurpriseSettings, fused: bool) -> dict[str, Any]:
-    """`fused`: s(q, t) in one moving_fn (Elasticsearch 7.4 on), else in the two steps 6.x can run."""
+def _s(surprise: SurpriseSettings, api_version: ApiVersion) -> dict[str, Any]:
+    """The surprise settings the templates read, in the form a cluster of `api_version` runs (es_server decides)."""
     return {
         "interval": format_duration(surprise.interval),
         "normalization": surprise.normalization,
@@ -97,7 +98,8 @@ def _s(surprise: SurpriseSettings, fused: bool) -> dict[str, Any]:
         "std_window": surprise.std_window,
         "percents": [float(p) for p in surprise.percentiles],
         "top_series": surprise.top_series,
-        "fused": fused,
+        "fused": moving_fn_takes_shift(api_version),
+        "interval_key": histogram_interval_key(api_version),
     }
 
 
@@ -180,15 +182,15 @@ def build_surprise_request(
     metrics: Sequence[str],
     window_end: datetime,
     *,
-    fused: bool = True,
+    api_version: ApiVersion = DEFAULT_API_VERSION,
     series_caps: Mapping[str, int] | None = None,
 ) -> SurpriseRequest:
     """The pipeline aggregation computing every metric's percentile surprise for the window ending at window_end
-    (UTC). `fused`: s(q, t) in one moving_fn (Elasticsearch 7.4 on), else in the two steps 6.x can run.
+    (UTC), in the form a cluster of `api_version` (Server.api_version) runs.
     `series_caps`: the most series asked of each metric (a metric with more reports sum_other_doc_count)."""
     window = window_range(settings.surprise, window_end)
     listed = _metric_list(metrics, series_caps)
-    body = _render_window_request(settings, window, listed, fused, subset=None)
+    body = _render_window_request(settings, window, listed, api_version, subset=None)
     return SurpriseRequest(body, {m["name"]: m["key"] for m in listed}, window)
 
 
@@ -242,7 +244,7 @@ def combined_metric_name(field: str) -> str:
 
 
 def build_combined_request(
-    settings: Settings, metrics: Sequence[str], window_end: datetime, *, fused: bool = True
+    settings: Settings, metrics: Sequence[str], window_end: datetime, *, api_version: ApiVersion = DEFAULT_API_VERSION
 ) -> SurpriseRequest:
     """DADS's combined score for the window ending at `window_end` (UTC): per value v of surprise.combine_by, the
     sum over `metrics` (in their order) of each metric's window surprise of v's documents, where every metric has
@@ -254,7 +256,7 @@ def build_combined_request(
     body = render_json(
         "surprise_combined.json.j2",
         src=_src(settings.source),
-        s=_s(settings.surprise, fused),
+        s=_s(settings.surprise, api_version),
         w=_window_values(settings.surprise, window),
         metrics=_metric_list(metrics),
         combine_by=field,
@@ -316,24 +318,29 @@ def read_series_counts(response: Mapping[str, Any], metrics: Sequence[str]) -> d
 
 
 def build_subset_window_request(
-    settings: Settings, metric: str, window_end: datetime, keys: Sequence[str], *, fused: bool = True
+    settings: Settings,
+    metric: str,
+    window_end: datetime,
+    keys: Sequence[str],
+    *,
+    api_version: ApiVersion = DEFAULT_API_VERSION,
 ) -> SurpriseRequest:
     """The per-window request of one metric restricted to the series `keys`, answering each series' window surprise
     S(q, T) (filter_path) instead of the percentiles, which the caller computes over every subset."""
     window = window_range(settings.surprise, window_end)
     listed = _metric_list([metric], {metric: max(1, len(keys))})
-    body = _render_window_request(settings, window, listed, fused, subset=list(keys))
+    body = _render_window_request(settings, window, listed, api_version, subset=list(keys))
     return SurpriseRequest(body, {metric: "m0"}, window, SERIES_WINDOW_FILTER_PATH)
 
 
 def _render_window_request(
-    settings: Settings, window: WindowRange, listed: list[dict[str, Any]], fused: bool, subset: list[str] | None
+    settings: Settings, window: WindowRange, listed: list[dict[str, Any]], api: ApiVersion, subset: list[str] | None
 ) -> dict[str, Any]:
     """queries/surprise.json.j2 for one window: every listed metric, or one metric's series `subset`."""
     return render_json(
         "surprise.json.j2",
         src=_src(settings.source),
-        s=_s(settings.surprise, fused),
+        s=_s(settings.surprise, api),
         w=_window_values(settings.surprise, window),
         metrics=listed,
         subset=subset,
@@ -354,7 +361,7 @@ def build_scan_request(
     last_end: datetime,
     keys: Sequence[str],
     *,
-    fused: bool = True,
+    api_version: ApiVersion = DEFAULT_API_VERSION,
 ) -> ScanRequest:
     """The one-scan request of one metric's series `keys` for every window ending in [first_end, last_end] (UTC):
     the per-window request's x(q, t) and s(q, t) at every bucket of the whole range, empty ones too, so that a
@@ -366,7 +373,7 @@ def build_scan_request(
     body = render_json(
         "scan_metric.json.j2",
         src=_src(settings.source),
-        s=_s(surprise, fused),
+        s=_s(surprise, api_version),
         metric=metric,
         keys=list(keys),
         fetch_start=format_instant(fetch_start),

@@ -13,6 +13,7 @@ from atlas import es_client, files, scoring
 from atlas.clock import format_duration, format_instant
 from atlas.errors import EsQueryRejected, OutputError
 from atlas.es_client import EsClient
+from atlas.es_server import ApiVersion, histogram_interval_key
 from atlas.indices import percentile_field, result_indices
 from atlas.outputs.mustache import render_mustache
 from atlas.settings import Settings, ThresholdSettings
@@ -44,8 +45,9 @@ def watch_id(settings: Settings) -> str:
     return f"atlas-{settings.results.job}"
 
 
-def build_watch(settings: Settings) -> dict[str, Any]:
-    """The job's watch: the threshold stage computed by Elasticsearch from the surprise index, with its alerts."""
+def build_watch(settings: Settings, api_version: ApiVersion) -> dict[str, Any]:
+    """The job's watch for a cluster of this (major, minor) Elasticsearch API version (Server.api_version): the
+    threshold stage computed by Elasticsearch from the surprise index, with its alerts."""
     step, th = settings.surprise.step, settings.threshold
     reach = format_duration((th.lookback + 1) * step)
     return render_json(
@@ -55,17 +57,18 @@ def build_watch(settings: Settings) -> dict[str, Any]:
         index=result_indices(settings.results).surprise,
         range_from=f"{_SCHEDULED}||-{reach}",
         range_to=_SCHEDULED,
-        metric_aggs=_metric_aggs(settings),
+        metric_aggs=_metric_aggs(settings, histogram_interval_key(api_version)),
         throttle_period=format_duration(settings.alerts.realert),
         actions=_actions(settings),
     )
 
 
-def write_watches(settings: Settings, out_dir: Path) -> list[Path]:
-    """Write each watch as `<id>.json` (sorted keys, 2-space indent, final newline) into out_dir."""
+def write_watches(settings: Settings, out_dir: Path, api_version: ApiVersion) -> list[Path]:
+    """Write each watch for that API version as `<id>.json` (sorted keys, 2-space indent, final newline) into
+    out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{watch_id(settings)}.json"
-    files.write_output(path, json.dumps(build_watch(settings), indent=2, sort_keys=True) + "\n", "--out")
+    files.write_output(path, json.dumps(build_watch(settings, api_version), indent=2, sort_keys=True) + "\n", "--out")
     return [path]
 
 
@@ -84,7 +87,7 @@ def install_watch(client: EsClient, settings: Settings) -> str:
             " with a licence that includes it), or use atlas run's built-in alerts instead"
         )
     try:
-        put_watch(client, wid, build_watch(settings))
+        put_watch(client, wid, build_watch(settings, client.server.api_version))
     except EsQueryRejected as exc:
         text = str(exc)
         if "license" in text:  # Watcher is there (has_watcher said so) but the licence does not include it
@@ -99,7 +102,7 @@ def install_watch(client: EsClient, settings: Settings) -> str:
 def execute_dry_run(client: EsClient, settings: Settings, scheduled: datetime) -> DryRun:
     """Run the watch's search on the live cluster as if triggered at `scheduled` (UTC), evaluate its condition
     and render its actions' text; nothing is sent."""
-    watch = build_watch(settings)
+    watch = build_watch(settings, client.server.api_version)
     when = format_instant(scheduled, milliseconds=True)  # as Watcher writes ctx times into its templates
     ctx = {"trigger": {"scheduled_time": when}, "watch_id": watch_id(settings)}
     request = json.loads(render_mustache(json.dumps(watch["input"]["search"]["request"]), {"ctx": ctx}))
@@ -207,13 +210,14 @@ def threshold_history_script(th: ThresholdSettings, result: str) -> str:
     )
 
 
-def _metric_aggs(settings: Settings) -> dict[str, Any]:
+def _metric_aggs(settings: Settings, interval_key: str) -> dict[str, Any]:
     step, th = settings.surprise.step, settings.threshold
     aggs: dict[str, Any] = {}
     for p in settings.surprise.percentiles:
         aggs[f"points_{percentile_field(p)}"] = render_json(
             "percentile_points.json.j2",
             field=percentile_field(p),
+            interval_key=interval_key,
             interval=format_duration(step),
             newest=_SCHEDULED,
             step_ms=step // timedelta(milliseconds=1),

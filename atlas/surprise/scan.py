@@ -93,8 +93,7 @@ def _scan_part(
     client: EsClient, settings: Settings, metric: str, ends: Sequence[datetime], keys: Sequence[str]
 ) -> FloatArray:
     """One partition's window surprises, shape (len(keys), len(ends))."""
-    fused = es_client.has_moving_fn_shift(client)
-    request = build_scan_request(settings, metric, ends[0], ends[-1], keys, fused=fused)
+    request = build_scan_request(settings, metric, ends[0], ends[-1], keys, api_version=client.version)
     answer = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     rows = read_scan(answer, request, metric)
     s = settings.surprise

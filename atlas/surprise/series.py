@@ -66,9 +66,7 @@ def series_window_values(
     per_series = window_buckets_per_series(settings)
 
     def ask(part: Sequence[str]) -> dict[str, float]:
-        request = build_subset_window_request(
-            settings, metric, window_end, part, fused=es_client.has_moving_fn_shift(client)
-        )
+        request = build_subset_window_request(settings, metric, window_end, part, api_version=client.version)
         return read_series_windows(
             es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
         )

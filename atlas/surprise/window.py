@@ -60,7 +60,7 @@ def compute_combined_surprise(
 ) -> list[WindowSurprise]:
     """DADS's combined score of surprise.combine_by's values over `metrics` for the window ending at `window_end`
     (UTC), as one more WindowSurprise (metric `<field>:all`); none when no value has a surprise for every metric."""
-    request = build_combined_request(settings, metrics, window_end, fused=es_client.has_moving_fn_shift(client))
+    request = build_combined_request(settings, metrics, window_end, api_version=client.version)
     response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     if combined_values_left_out(response):
         raise DataError(
@@ -80,8 +80,7 @@ def _whole_window(
 ) -> list[WindowSurprise]:
     """The metrics' surprise in one request; in parts after all when the cluster refuses it for its buckets or a
     metric has more series than the request asks for."""
-    fused = es_client.has_moving_fn_shift(client)
-    request = build_surprise_request(settings, metrics, window_end, fused=fused, series_caps=caps)
+    request = build_surprise_request(settings, metrics, window_end, api_version=client.version, series_caps=caps)
     try:
         response = es_client.search(client, settings.source.index, request.body, filter_path=request.filter_path)
     except EsQueryRejected as exc:

@@ -48,6 +48,42 @@ def test_query_for_a_server_before_7_4_prints_the_two_step_form() -> None:
     )
 
 
+def test_query_names_the_fixed_interval_as_the_server_version_does() -> None:
+    """`fixed_interval` came with 7.2; 6.x's date_histogram refuses it ("unknown field") and takes `interval`."""
+    args = ["--es-url", "http://127.0.0.1:1", "query", "--metric", "cpu", "--at", "2024-01-10T00:00:00Z"]
+    for version, key in [
+        ("6.8.23", "interval"),
+        ("7.1", "interval"),
+        ("7.2", "fixed_interval"),
+        ("8.19.9", "fixed_interval"),
+    ]:
+        result = CliRunner().invoke(cli, [*args, "--server-version", version])
+        assert result.exit_code == 0, result.stderr
+        histogram = json.loads(result.stdout)["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["date_histogram"]
+        assert histogram[key] == "1h" and len({"interval", "fixed_interval"} & set(histogram)) == 1, version
+
+
+def test_watch_render_writes_the_watch_for_the_server_version(tmp_path: Path) -> None:
+    for version, key in [("6.8.23", "interval"), ("7.10.2", "fixed_interval")]:
+        out = tmp_path / version
+        result = CliRunner().invoke(cli, ["watch", "render", "--out", str(out), "--server-version", version])
+        assert result.exit_code == 0, result.stderr
+        watch = json.loads((out / "atlas-default.json").read_text())
+        histogram = watch["input"]["search"]["request"]["body"]["aggs"]["metrics"]["aggs"]["points_p90"]
+        assert histogram["date_histogram"][key] == "1h", version
+    default = CliRunner().invoke(cli, ["watch", "render", "--out", str(tmp_path / "default")])
+    assert default.exit_code == 0, default.stderr
+    assert (tmp_path / "default" / "atlas-default.json").read_text() == (
+        tmp_path / "7.10.2" / "atlas-default.json"
+    ).read_text()
+    bad = CliRunner().invoke(cli, ["watch", "render", "--out", str(tmp_path / "bad"), "--server-version", "seven"])
+    assert (bad.exit_code, bad.stderr) == (
+        2,
+        "Error: --server-version: 'seven' is not a version like 6.8, 7.10.2 or opensearch-2.19.6\n",
+    )
+    assert not (tmp_path / "bad").exists()
+
+
 def test_query_with_a_bad_server_version_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["query", "--metric", "cpu", "--server-version", "seven"])
     assert result.exit_code == 2

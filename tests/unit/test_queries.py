@@ -56,13 +56,13 @@ def test_default_request() -> None:
 def test_the_trim_is_declared_after_every_other_pipeline() -> None:
     """Elasticsearch runs a bucket's pipeline aggregations in the order the body declares them: trimming first
     would leave the moving_fn one bucket to look back on."""
-    for fused in (True, False):
+    for api_version in ((7, 10), (6, 8)):
         for normalization in ("none", "zscore"):
             settings = load_settings(None, {"surprise.normalization": normalization})
-            body = build_surprise_request(settings, ["cpu"], T, fused=fused).body
+            body = build_surprise_request(settings, ["cpu"], T, api_version=api_version).body
             names = list(json.loads(json.dumps(body))["aggs"]["m0"]["aggs"]["series"]["aggs"]["hours"]["aggs"])
             pipelines = [n for n in names if n != "x"]
-            assert pipelines[-1] == "window_only", (fused, normalization, names)
+            assert pipelines[-1] == "window_only", (api_version, normalization, names)
 
 
 def test_mode_max_keeps_the_window_buckets() -> None:
@@ -74,7 +74,7 @@ def test_zscore_divides_by_the_baseline_std() -> None:
     settings = load_settings(None, {"surprise.normalization": "zscore"})
     fused = hours_aggs(build_surprise_request(settings, ["cpu"], T).body)["surprise"]["moving_fn"]["script"]
     assert "Math.pow(values[i] - mean, 2)" in fused and fused.endswith("/ sd;")
-    two_step = hours_aggs(build_surprise_request(settings, ["cpu"], T, fused=False).body)
+    two_step = hours_aggs(build_surprise_request(settings, ["cpu"], T, api_version=(6, 8)).body)
     assert two_step["baseline_std"]["moving_fn"]["window"] == 24
     script = two_step["surprise"]["bucket_script"]
     assert script["buckets_path"] == {"x": "x", "b": "baseline", "sd": "baseline_std"}
@@ -88,8 +88,8 @@ def test_a_scale_window_gives_the_std_its_own_moving_fn_and_warm_up() -> None:
     overrides["surprise.scale_window"] = 288
     for normalization, formula in (("zscore", "/ sd;"), ("gaussian", "Math.log(sd)")):
         settings = load_settings(None, {**overrides, "surprise.normalization": normalization})
-        for fused in (True, False):
-            request = build_surprise_request(settings, ["cpu"], T, fused=fused)
+        for api_version in ((7, 10), (6, 8)):
+            request = build_surprise_request(settings, ["cpu"], T, api_version=api_version)
             hours = hours_aggs(request.body)
             assert hours["baseline"]["moving_fn"]["window"] == 24
             assert hours["baseline_std"]["moving_fn"]["window"] == 288

@@ -11,6 +11,8 @@ from atlas.outputs.mustache import render_mustache
 from atlas.outputs.watch import build_watch, write_watches
 from atlas.settings import load_settings
 
+CURRENT = (7, 10)
+
 
 def settings(**alerts: object):  # type: ignore[no-untyped-def]
     overrides = {f"alerts.{k}": v for k, v in alerts.items()} | {"surprise.percentiles": [90, 99]}
@@ -18,7 +20,7 @@ def settings(**alerts: object):  # type: ignore[no-untyped-def]
 
 
 def test_default_watch_structure() -> None:
-    watch = build_watch(settings())
+    watch = build_watch(settings(), CURRENT)
     assert watch["trigger"] == {"schedule": {"interval": "1h"}}
     assert watch["condition"] == {"compare": {"ctx.payload.aggregations.flagged_metrics.count": {"gt": 0}}}
     assert watch["throttle_period"] == "24h"
@@ -37,7 +39,7 @@ def test_default_watch_structure() -> None:
 
 
 def test_the_floor_reaches_every_threshold_of_the_watch() -> None:
-    watch = build_watch(load_settings(None, {"threshold.min_value": 2.5}))
+    watch = build_watch(load_settings(None, {"threshold.min_value": 2.5}), CURRENT)
     points = watch["input"]["search"]["request"]["body"]["aggs"]["metrics"]["aggs"]["points_p90"]["aggs"]
     assert "double f = 2.5;" in points["mean"]["moving_fn"]["script"]  # the history's unflagged rule
     assert "double f = 2.5;" in points["std"]["moving_fn"]["script"]
@@ -47,7 +49,7 @@ def test_the_floor_reaches_every_threshold_of_the_watch() -> None:
 
 def test_actions_for_configured_accounts_keep_mustache_for_watcher() -> None:
     watch = build_watch(
-        settings(watcher_slack_account="ops", watcher_email_account="mail", email_to=["sre@example.com"])
+        settings(watcher_slack_account="ops", watcher_email_account="mail", email_to=["sre@example.com"]), CURRENT
     )
     slack, email = watch["actions"]["slack"], watch["actions"]["email"]
     assert slack["slack"]["account"] == "ops" and slack["throttle_period"] == "24h"
@@ -58,18 +60,28 @@ def test_actions_for_configured_accounts_keep_mustache_for_watcher() -> None:
     assert "{%" not in json.dumps(watch)
 
 
+@pytest.mark.parametrize(
+    ("version", "key"),
+    [((6, 8), "interval"), ((7, 1), "interval"), ((7, 2), "fixed_interval"), ((8, 19), "fixed_interval")],
+)
+def test_the_histogram_names_its_interval_as_the_clusters_version_does(version: tuple[int, int], key: str) -> None:
+    aggs = build_watch(settings(), version)["input"]["search"]["request"]["body"]["aggs"]["metrics"]["aggs"]
+    histograms = [aggs[name]["date_histogram"] for name in ("points_p90", "points_p99")]
+    assert all(h[key] == "1h" and len({"interval", "fixed_interval"} & set(h)) == 1 for h in histograms)
+
+
 def test_secrets_never_reach_the_watch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATLAS_SLACK_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/secret-token")
     monkeypatch.setenv("ATLAS_SMTP_PASSWORD", "hunter2")
-    text = json.dumps(build_watch(settings(watcher_slack_account="ops")))
+    text = json.dumps(build_watch(settings(watcher_slack_account="ops"), CURRENT))
     assert "secret-token" not in text and "hunter2" not in text
 
 
 def test_write_watches_writes_sorted_json(tmp_path: Path) -> None:
-    (path,) = write_watches(settings(), tmp_path)
+    (path,) = write_watches(settings(), tmp_path, CURRENT)
     assert path.name == "atlas-default.json"
     text = path.read_text()
-    assert text.endswith("}\n") and json.loads(text) == build_watch(settings())
+    assert text.endswith("}\n") and json.loads(text) == build_watch(settings(), CURRENT)
 
 
 @pytest.mark.parametrize(
