@@ -16,6 +16,7 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -185,7 +186,7 @@ class _Receiver:
         self.pending: list[MetricSample] = []
         self.posts = self.refused = self.indexed = self.unknown = 0
         self.deadline: float | None = None  # time.monotonic() of --duration's end
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # cut() may run in a signal handler while this thread holds it
         self._active: socket.socket | None = None  # the connection being served
         self.cut_short = False  # the active connection was shut at its deadline or by a stop
 
@@ -217,7 +218,10 @@ class _Receiver:
             return 411, "a post needs a Content-Length"
         if not 0 <= length <= MAX_POST_BYTES:
             return 413, f"a post of {length} bytes is over {MAX_POST_BYTES}"
-        body = handler.rfile.read(length)
+        try:
+            body = handler.rfile.read(length)
+        except OSError as exc:  # reset by the sender, or by the kernel after a cut
+            return 400, f"the post's connection failed: {exc}"
         if len(body) < length:
             return 400, f"the post ended after {len(body)} of its {length} bytes"
         try:
@@ -291,6 +295,12 @@ def _flush(client: EsClient, source: SourceSettings, index: str, receiver: _Rece
         receiver.indexed += es_bulk.bulk_index(client, index, sample_documents(batch, source), threads=1).indexed
 
 
+class _Server(HTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed (reset by its sender, say) is one warning line, never a traceback."""
+        log.warning("a connection from %s ended: %s", client_address[0], sys.exc_info()[1])
+
+
 def _listen(address: tuple[str, int], receiver: _Receiver) -> HTTPServer:
     class Handler(BaseHTTPRequestHandler):
         timeout = POST_SECONDS  # of each read; the timer below bounds the whole connection
@@ -331,7 +341,7 @@ def _listen(address: tuple[str, int], receiver: _Receiver) -> HTTPServer:
             pass  # one line per post would drown the warnings
 
     try:
-        server = HTTPServer(address, Handler)
+        server = _Server(address, Handler)
     except OSError as exc:
         raise ConfigError(f"--listen {address[0]}:{address[1]}: cannot listen: {exc.strerror or exc}") from exc
     server.timeout = _POLL_SECONDS

@@ -290,6 +290,46 @@ def test_sigterm_stops_the_listener_at_once_with_a_slow_sender(es_url: str, inde
     assert json.loads(out)["refused"] == 1
 
 
+@pytest.mark.parametrize(
+    ("sent", "refused", "said"),
+    [
+        # in the headers: no request to refuse, one warning for the connection
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\n",
+            0,
+            "a connection from 127.0.0.1 ended: [Errno 104] Connection reset by peer",
+        ),
+        # in the body: the post is refused, with why
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n[",
+            1,
+            "refused a post from 127.0.0.1: the post's connection failed: [Errno 104] Connection reset by peer",
+        ),
+    ],
+)
+def test_a_sender_that_resets_its_connection_mid_request_is_a_warning_not_a_traceback(
+    es_url: str, index_name: str, sent: bytes, refused: int, said: str
+) -> None:
+    """A sender resets its connection (SO_LINGER 0) mid-request: one warning line, never a traceback, and the
+    listener goes on answering (the next sender's GET is refused as usual)."""
+    linger_zero = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
+    with listener(es_url, index_name) as (proc, port):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
+        conn.sendall(sent)
+        time.sleep(0.5)  # the listener is reading the rest
+        conn.close()
+        with pytest.raises(urllib.error.HTTPError) as get:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+        assert get.value.code == 405
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert said in err, err
+    assert (json.loads(out)["posts"], json.loads(out)["refused"]) == (0, refused + 1)
+
+
 NAMES = {"dsnames": ["value"], "host": "h", "plugin": "p", "type": "t"}
 MALFORMED = {
     "deeply nested JSON": b"[" * 200_000 + b"]" * 200_000,
