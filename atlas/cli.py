@@ -18,7 +18,6 @@ from atlas import (
     demo,
     embedded,
     es_client,
-    es_server,
     evaluate,
     files,
     findings,
@@ -35,11 +34,13 @@ from atlas.cli_outputs import kibana, report_command, timelion_command, watch
 from atlas.cli_support import (
     DEFAULT_CONFIG,
     CliContext,
+    api_version_of,
     echo_json,
     output_path,
     parse_at,
     parse_duration_arg,
     progress_bar,
+    server_version_option,
     split_assignments,
 )
 from atlas.clock import floor_instant
@@ -176,20 +177,11 @@ def config_show(obj: CliContext) -> None:
 @cli.command("query")
 @click.option("--at", help="window end (ISO-8601, UTC) [default: the latest complete window]")
 @click.option("--metric", "metrics", multiple=True, help="metric to include [default: source.metrics]")
-@click.option(
-    "--server-version",
-    default="7.4",
-    help="the Elasticsearch version it is for (or opensearch-<version>); before 7.4 (no moving_fn shift) the"
-    " surprise takes two steps [7.4]",
-)
+@server_version_option("before 7.4 (no moving_fn shift) the surprise takes two steps")
 @click.pass_obj
 def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], server_version: str) -> None:
     """Print the pipeline aggregation for one window, ready for Kibana Dev Tools (no network)."""
-    server = es_server.parse_server(server_version)
-    if server is None:
-        raise ConfigError(
-            f"--server-version: {server_version!r} is not a version like 6.8, 7.10.2 or opensearch-2.19.6"
-        )
+    api_version = api_version_of(server_version)
     settings = obj.settings()
     names = list(metrics or settings.source.metrics or settings.source.value_fields)
     if not names:
@@ -197,7 +189,7 @@ def query_command(obj: CliContext, at: str | None, metrics: tuple[str, ...], ser
     end = floor_instant(
         parse_at(at) - (settings.source.ingest_delay if at is None else timedelta(0)), settings.surprise.step
     )
-    request = build_surprise_request(settings, names, end, api_version=server.api_version)
+    request = build_surprise_request(settings, names, end, api_version=api_version)
     click.echo(f"# GET {settings.source.index}/_search?filter_path={request.filter_path}", err=True)
     click.echo(json.dumps(request.body, indent=2))  # in the template's order: pipeline aggregations run in it
 

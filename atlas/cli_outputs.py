@@ -8,10 +8,8 @@ from pathlib import Path
 import click
 
 from atlas import es_client, evaluate, files, findings, indices
-from atlas.cli_support import CliContext, echo_json, output_path, parse_at
-from atlas.distributions import DEFAULT_VERSION
+from atlas.cli_support import CliContext, api_version_of, echo_json, output_path, parse_at, server_version_option
 from atlas.errors import ConfigError
-from atlas.es_server import parse_server
 from atlas.outputs import kibana as kibana_objects
 from atlas.outputs import report, timelion
 from atlas.outputs import watch as outputs_watch
@@ -25,21 +23,12 @@ def watch() -> None:
 
 @watch.command("render")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("watches"), show_default=True)
-@click.option(
-    "--server-version",
-    default=DEFAULT_VERSION,
-    show_default=True,
-    help="the Elasticsearch version the watch is for; before 7.2 its date_histogram takes `interval`",
-)
+@server_version_option("before 7.2 the watch's date_histogram takes `interval`")
 @click.pass_obj
 def watch_render(obj: CliContext, out: Path, server_version: str) -> None:
     """Write the job's watch as JSON, ready for PUT _watcher/watch/<id> on a cluster of --server-version."""
-    server = parse_server(server_version)
-    if server is None:
-        raise ConfigError(
-            f"--server-version: {server_version!r} is not a version like 6.8, 7.10.2 or opensearch-2.19.6"
-        )
-    paths = outputs_watch.write_watches(obj.settings(), output_path(out, "--out", is_dir=True), server.api_version)
+    api_version = api_version_of(server_version)
+    paths = outputs_watch.write_watches(obj.settings(), output_path(out, "--out", is_dir=True), api_version)
     for path in paths:
         click.echo(str(path))
 

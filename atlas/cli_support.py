@@ -15,7 +15,9 @@ import click
 
 from atlas import files
 from atlas.clock import now_utc, parse_duration, parse_instant
+from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import ConfigError
+from atlas.es_server import ApiVersion, parse_server
 from atlas.ingest import load
 from atlas.settings import Settings, load_settings
 from atlas.settings_text import parse_assignments
@@ -99,6 +101,26 @@ def split_assignments(args: list[str]) -> list[str]:
             out.append(arg)
         after_option = arg in ("-s", "--set")
     return out
+
+
+def server_version_option(purpose: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--server-version`, the Elasticsearch version (or opensearch-<version>) a printed request or file is for."""
+    return click.option(
+        "--server-version",
+        default=DEFAULT_VERSION,
+        show_default=True,
+        help=f"the Elasticsearch version it is for (or opensearch-<version>); {purpose}",
+    )
+
+
+def api_version_of(server_version: str) -> ApiVersion:
+    """The API version of a `--server-version` value, or a ConfigError naming the option."""
+    server = parse_server(server_version)
+    if server is None:
+        raise ConfigError(
+            f"--server-version: {server_version!r} is not a version like 6.8, 7.10.2 or opensearch-2.19.6"
+        )
+    return server.api_version
 
 
 def parse_at(value: str | None, option: str = "--at") -> datetime:

@@ -1,9 +1,13 @@
 """What a cluster is: its distribution and version, and what the version decides (the API it speaks, moving_fn's
-`shift`)."""
+`shift`, the date_histogram's interval name)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from atlas.distributions import DEFAULT_VERSION
+
+ApiVersion = tuple[int, int]  # (major, minor) of the Elasticsearch API a server speaks: Server.api_version
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,10 @@ def major_minor(text: str) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-ApiVersion = tuple[int, int]  # (major, minor) of the Elasticsearch API a server speaks: Server.api_version
-DEFAULT_API_VERSION: ApiVersion = (7, 10)  # the default embedded node's, 7.10.2, and every OpenSearch's
+DEFAULT_API_VERSION = Server("elasticsearch", DEFAULT_VERSION).api_version  # the default embedded node's
 
 
-def histogram_interval_key(version: tuple[int, int]) -> str:
+def histogram_interval_key(version: ApiVersion) -> str:
     """The date_histogram parameter that takes a fixed interval such as `5m` in this (major, minor) Elasticsearch API
     version: `fixed_interval` from 7.2 on, plain `interval` before."""
     return "fixed_interval" if version >= (7, 2) else "interval"

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from atlas.es_server import DEFAULT_API_VERSION
 from atlas.outputs.mustache import render_mustache
 from atlas.outputs.watch import build_watch, write_watches
 from atlas.settings import load_settings
 
-CURRENT = (7, 10)
+CURRENT = DEFAULT_API_VERSION
 
 
 def settings(**alerts: object):  # type: ignore[no-untyped-def]
