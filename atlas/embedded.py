@@ -82,8 +82,8 @@ def start_cluster(
     options: NodeOptions | None = None,
     timeout_s: float = 180.0,
 ) -> tuple[ClusterStatus, bool]:
-    """Start `nodes` local nodes (HTTP port+i; by default the distribution's port) and wait for yellow health; the
-    bool says it was already running."""
+    """Start `nodes` local nodes (HTTP port+i; by default the distribution's port) and wait until each node's port
+    answers with yellow health; the bool says it was already running."""
     dist = distribution(version)
     port = dist.default_port if port is None else port
     options = options or NodeOptions()
@@ -133,7 +133,9 @@ def start_cluster(
             raise EsUnavailable(f"{dist.title} did not start at {url}: " + "; ".join(reasons))
         pids = tuple(_await_pid(node_dir, data_dir, deadline) for node_dir in node_dirs)
         _write_state(data_dir, _State(url, nodes, port, pids, tuple(map(str, node_dirs)), version))
-        _wait_for_health(url, nodes, deadline, options)
+        # A node joins the cluster before it opens its HTTP port: ask each node, not only the first.
+        for i in range(nodes):
+            _wait_for_health(f"{scheme}://127.0.0.1:{port + i}", nodes, deadline, options)
     except BaseException:
         _kill_nodes(data_dir)
         raise
