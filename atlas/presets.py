@@ -15,7 +15,7 @@ PRESETS: tuple[Preset, ...] = ("hourly", "hosts")
 # Host metrics (one metric per host, its columns as series): every duration is a count of buckets, so a user changes
 # only the interval. Chosen on the SMD development machines (docs/evaluation.md, "Real server metrics").
 HOST_BASELINE = timedelta(hours=1)  # the median of the last hour is what the host "usually" does now
-HOST_SCALE = timedelta(days=1)  # a day's spread says how far each column normally strays
+HOST_SCALE = timedelta(days=4)  # 4 days' spread says how far each column normally strays, spikes of past days included
 HOST_PERCENTILE = 95.0  # a host's disruption moves a few of its columns, not most of them
 HOST_MIN_SURPRISE = 8.0  # the P95 of the columns' z-scores must also pass 8 standard deviations
 HOST_SIGMAS = 3.0  # with the floor doing most of the work, the moving threshold only has to keep a busy host quiet

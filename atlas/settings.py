@@ -87,7 +87,7 @@ class SurpriseSettings:
         None,
         "zscore and gaussian only: buckets in the trailing std that divides the deviation (current bucket excluded),"
         " e.g. a day's while the baseline takes 2 hours; null = baseline_window",
-        bounds=Bounds(2, 5_000),  # a week of 5-minute buckets, 3.5 days of 1-minute ones
+        bounds=Bounds(2, 8_640),  # a month of 5-minute buckets, 6 days of 1-minute ones
     )
     baseline: Literal["median", "mean"] = setting(
         "median", "baseline of each bucket: median (a disruption shorter than half the window leaves no trace) or mean"

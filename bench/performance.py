@@ -491,7 +491,8 @@ def bench_cluster(
         shutil.rmtree(data, ignore_errors=True)
 
 
-HOSTS, COLUMNS, HOSTS_HOURS = 24, 38, 26  # the SMD development set's shape; a day's scale window and the run's window
+HOSTS, COLUMNS = 24, 38  # the SMD development set's shape
+HOSTS_HOURS = (presets.HOST_SCALE + timedelta(hours=2)) // timedelta(hours=1)  # the preset's scale window and the run's
 HOSTS_EVERY = timedelta(minutes=5)
 DAY = timedelta(days=1)
 

@@ -26,7 +26,7 @@ def test_the_hosts_preset_derives_every_duration_from_the_interval(tmp_path: Pat
     s, th = settings.surprise, settings.threshold
     assert (s.interval, s.step, s.window, th.min_duration) == (step, step, step, step)
     assert s.baseline_window * step == timedelta(hours=1)
-    assert s.scale_window is not None and s.scale_window * step == timedelta(days=1)
+    assert s.scale_window is not None and s.scale_window * step == timedelta(days=4)
     assert (s.normalization, s.mode, s.percentiles) == ("zscore", "last", (95.0,))
     assert th.min_value == 8.0
     assert settings.grouping.min_durations == (step, step, step)
