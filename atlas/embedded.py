@@ -123,7 +123,8 @@ def start_cluster(
                     "use --data / ATLAS_HOME below a directory others can enter (default /var/lib/atlas)"
                 )
     scheme = "https" if options.settings.get("xpack.security.http.ssl.enabled") else "http"
-    url = f"{scheme}://127.0.0.1:{port}"
+    node_urls = [f"{scheme}://127.0.0.1:{port + i}" for i in range(nodes)]  # node i answers on port + i
+    url = node_urls[0]
     try:
         launched = [launch(node_dir, es_home, java_home, dist) for node_dir in node_dirs]
         # All launchers first: with several nodes each one waits until a quorum has formed.
@@ -134,8 +135,8 @@ def start_cluster(
         pids = tuple(_await_pid(node_dir, data_dir, deadline) for node_dir in node_dirs)
         _write_state(data_dir, _State(url, nodes, port, pids, tuple(map(str, node_dirs)), version))
         # A node joins the cluster before it opens its HTTP port: ask each node, not only the first.
-        for i in range(nodes):
-            _wait_for_health(f"{scheme}://127.0.0.1:{port + i}", nodes, deadline, options)
+        for node_url in node_urls:
+            _wait_for_health(node_url, nodes, deadline, options)
     except BaseException:
         _kill_nodes(data_dir)
         raise
