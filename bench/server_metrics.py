@@ -1,6 +1,7 @@
 """atlas on real labelled server metrics (SMD), through atlas's real path, with peers beside it.
 
-    python bench/server_metrics.py --data DIR --config atlas.yml [--work DIR] [--layout host|column]
+    python bench/server_metrics.py --data DIR --config atlas.yml [--set KEY=VALUE ...] [--work DIR]
+                                   [--layout host|column]
                                    [--url http://127.0.0.1:9250] [--index NAME] [--machines machine-1-2 ...]
                                    [--peers all|none|gaussian|iforest|ml (default: gaussian iforest)]
                                    [--format table|json] [--rerun] [--import-only | --skip-atlas]
@@ -13,8 +14,9 @@ copied into this repository. The harness:
    reusing CSVs already written;
 2. imports them with `atlas ingest csv` into --index (default smd-<layout>-1m) of the node at --url, skipping
    machines whose documents are all there already; then `atlas setup`, `atlas backfill` over the whole span and
-   `atlas anomalies --format json` (`--grouped` by machine in the column layout) with the configuration --config,
-   under the result prefix smd-bench and a job named after the configuration (so configurations never mix);
+   `atlas anomalies --format json` (`--grouped` by machine in the column layout) with the configuration --config
+   and each --set on top of it (atlas's own `--set`), under the result prefix smd-bench and a job named after the
+   effective settings (so configurations never mix, and a file and its --set variant that mean the same share one);
 3. scores the test rows only with `atlas evaluate`'s rules (bench/smd.py), per machine group and pooled;
 4. runs the peers on the same machines with the same scorer (bench/smd_peers.py; `ml`, Elastic ML on a 6.8.23
    node of its own at --ml-port that the bench starts and stops: bench/smd_ml.py), no threshold chosen on labels;
@@ -62,7 +64,7 @@ from smd_peers import PEERS, run_peers
 from atlas.clock import format_instant, parse_instant
 from atlas.errors import AtlasError
 from atlas.settings import load_settings
-from atlas.settings_text import effective_settings
+from atlas.settings_text import effective_settings, parse_assignments
 
 RESULT_PREFIX = "smd-bench"
 SERIES_FIELD = {"host": "column", "column": "host"}  # the series field of each layout
@@ -86,6 +88,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="SMD's ServerMachineDataset directory")
     parser.add_argument("--config", type=Path, required=True, help="the atlas.yml to measure")
+    parser.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting on top of --config, as atlas's --set (e.g. surprise.scale_window=288); repeatable",
+    )  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("smd-work"), help="CSVs, derived configs, markers")
     parser.add_argument("--layout", choices=LAYOUTS, default="host")
     parser.add_argument("--url", default="http://127.0.0.1:9250", help="Elasticsearch (the embedded node)")
@@ -116,7 +122,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     names = check_machines(args.machines)
     check_data_dir(args.data)
     peers = _peer_names(args.peers)
-    step = measured_step(args.config)
+    overrides = assignments(args.assignments)
+    step = measured_step(args.config, overrides)
     missing = {n: missing_parts(args.data, n) for n in names}
     present = [n for n in names if not missing[n]]
     for name in names:
@@ -135,8 +142,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     detectors: dict[str, tuple[dict[str, Detection], float]] = {}
     jobs: list[str] = []
     if not args.skip_atlas:
-        found, seconds, jobs = atlas_detections(args, index, machines, step)
-        detectors[f"atlas ({args.config.name})"] = (found, seconds)
+        found, seconds, jobs = atlas_detections(args, index, machines, step, overrides)
+        detectors[f"atlas ({' '.join([args.config.name, *args.assignments])})"] = (found, seconds)
     if set(peers) - {"ml"}:
         for name, (detections, seconds) in run_peers(args.data, [m.name for m in machines], step, peers).items():
             detectors[name] = (detections, seconds)
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
     return {
         "config": str(args.config),
+        "set": list(args.assignments),
         "jobs": jobs,
         "layout": args.layout,
         "index": index,
@@ -212,17 +220,37 @@ def labels_only(machine: Machine) -> Machine:
     )  # fmt: skip
 
 
-def derived_config(config: Path, layout: str, index: str, url: str, machines: Sequence[str]) -> tuple[str, str]:
-    """The configuration measured: --config with the source, connection and result settings of this data set
-    (grouping by machine in the column layout); the job is named after the effective measured settings, so two
-    configurations never share results and two files that mean the same share them."""
+def assignments(texts: Sequence[str]) -> dict[str, Any]:
+    """--set KEY=VALUE texts as load_settings overrides (atlas's own parsing and checks)."""
+    pairs = []
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise SmdError(f"--set {text}: expected KEY=VALUE")
+        pairs.append((key.strip(), value))
+    try:
+        return parse_assignments(pairs)
+    except AtlasError as exc:
+        raise SmdError(str(exc)) from exc
+
+
+def derived_config(
+    config: Path, layout: str, index: str, url: str, machines: Sequence[str], overrides: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
+    """The configuration measured: --config, then `overrides` (--set), with the source, connection and result
+    settings of this data set (grouping by machine in the column layout); the job is named after the effective
+    measured settings, so two configurations never share results and two that mean the same share them."""
     try:
         raw = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        load_settings(config)
+        load_settings(config, dict(overrides or {}))
     except (OSError, yaml.YAMLError, AtlasError) as exc:
         raise SmdError(f"--config {config}: {exc}") from exc
     if not isinstance(raw, dict):
         raise SmdError(f"--config {config}: the top level must be a mapping")
+    raw = {name: dict(keys or {}) if isinstance(keys, dict) else keys for name, keys in raw.items()}
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        raw.setdefault(section, {})[key] = value
     kept = {k: v for k, v in raw.items() if k not in ("es", "source", "results", "alerts", "kibana")}
     if layout == "column":
         kept["grouping"] = dict(kept.get("grouping") or {}) | {"field": SERIES_FIELD[layout]}
@@ -235,10 +263,10 @@ def derived_config(config: Path, layout: str, index: str, url: str, machines: Se
     return yaml.safe_dump(full, sort_keys=False), job
 
 
-def measured_step(config: Path) -> timedelta:
-    """surprise.step of --config, which must be a valid atlas configuration with a step of whole minutes."""
+def measured_step(config: Path, overrides: Mapping[str, Any] | None = None) -> timedelta:
+    """surprise.step of --config (and --set), a valid atlas configuration with a step of whole minutes."""
     try:
-        step = load_settings(config).surprise.step
+        step = load_settings(config, dict(overrides or {})).surprise.step
     except AtlasError as exc:
         raise SmdError(f"--config {config}: {exc}") from exc
     if step % ROW:
@@ -258,7 +286,7 @@ def _source_section(layout: str, index: str, url: str, machines: Sequence[str]) 
 
 
 def atlas_detections(
-    args: argparse.Namespace, index: str, machines: Sequence[Machine], step: timedelta
+    args: argparse.Namespace, index: str, machines: Sequence[Machine], step: timedelta, overrides: Mapping[str, Any]
 ) -> tuple[dict[str, Detection], float, list[str]]:
     """setup, backfill (unless done), anomalies: each machine's predicted window ends, the seconds of the backfills
     (when they were done) and of the listings, and the jobs. In the host layout each machine is its own job (one
@@ -267,7 +295,7 @@ def atlas_detections(
     found: dict[str, Detection] = {}
     seconds, jobs = 0.0, []
     for part in parts:
-        text, job = derived_config(args.config, args.layout, index, args.url, [m.name for m in part])
+        text, job = derived_config(args.config, args.layout, index, args.url, [m.name for m in part], overrides)
         config = args.work / f"{job}.yml"
         config.write_text(text, encoding="utf-8")
         first = ORIGIN + step

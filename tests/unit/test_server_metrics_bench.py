@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from atlas.clock import parse_instant
 from atlas.ingest.csv_file import check_csv_files
+from atlas.settings import load_settings
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -180,6 +182,24 @@ def test_the_job_is_named_after_the_effective_settings(tmp_path: Path) -> None:
     assert jobs[0] == jobs[1] != jobs[2]
     text, _ = server_metrics.derived_config(short, "column", "i", "http://h:1", ["machine-1-2"])
     assert "field: host" in text and "index: i" in text and "prefix: smd-bench" in text
+
+
+def test_a_set_on_top_of_the_config_is_measured_and_names_the_job_like_the_file_it_equals(tmp_path: Path) -> None:
+    base, day = tmp_path / "base.yml", tmp_path / "day.yml"
+    base.write_text("surprise:\n  interval: 5m\n  step: 5m\n  normalization: zscore\n  scale_window: 1152\n")
+    day.write_text("surprise:\n  interval: 5m\n  step: 5m\n  normalization: zscore\n  scale_window: 288\n")
+    overrides = server_metrics.assignments(["surprise.scale_window=288"])
+    text, job = server_metrics.derived_config(base, "host", "i", "http://h:1", ["machine-1-2"], overrides)
+    assert job == server_metrics.derived_config(day, "host", "i", "http://h:1", ["machine-1-2"])[1]
+    assert job != server_metrics.derived_config(base, "host", "i", "http://h:1", ["machine-1-2"])[1]
+    assert load_settings(None, server_metrics._dotted(yaml.safe_load(text))).surprise.scale_window == 288
+    ten = server_metrics.assignments(["surprise.step=10m"])
+    assert server_metrics.measured_step(base, ten) == timedelta(minutes=10)
+    for bad, message in ((["surprise.scale_window"], "expected KEY=VALUE"), (["surprise.nope=1"], "unknown setting")):
+        with pytest.raises(server_metrics.SmdError, match=message):
+            server_metrics.assignments(bad)
+    with pytest.raises(server_metrics.SmdError, match="scale_window"):
+        server_metrics.derived_config(base, "host", "i", "u", ["machine-1-2"], {"surprise.scale_window": "-4"})
 
 
 def test_trailing_z_excludes_the_current_row_and_flat_history() -> None:
