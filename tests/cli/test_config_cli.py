@@ -103,3 +103,17 @@ def test_init_writes_a_loadable_file_and_refuses_to_overwrite(tmp_path: Path) ->
     )
     assert second.returncode == 2
     assert "exists; use --force" in second.stderr
+
+
+def test_init_of_the_hosts_preset_refuses_one_minute_buckets_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "atlas.yml"
+    refused = subprocess.run(
+        [sys.executable, "-m", "atlas", "init", "--preset", "hosts", "--interval", "1m", "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and not out.exists()
+    assert len(refused.stderr.strip().splitlines()) == 1 and "use --interval 5m" in refused.stderr
+    written = CliRunner().invoke(cli, ["init", "--preset", "hosts", "--interval", "5m", "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    shown = json.loads(CliRunner().invoke(cli, ["--config", str(out), "config", "show"]).output)
+    assert (shown["surprise"]["interval"], shown["surprise"]["scale_window"]) == ("5m", 1152)

@@ -19,7 +19,7 @@ def _written(tmp_path: Path, overrides: dict[str, object]) -> Settings:
     return load_settings(path)
 
 
-@pytest.mark.parametrize("minutes", [1, 5], ids=["1m", "5m"])
+@pytest.mark.parametrize("minutes", [5, 15], ids=["5m", "15m"])
 def test_the_hosts_preset_derives_every_duration_from_the_interval(tmp_path: Path, minutes: int) -> None:
     step = timedelta(minutes=minutes)
     settings = _written(tmp_path, dict(preset_overrides("hosts", step)))
@@ -39,3 +39,9 @@ def test_the_hourly_preset_without_an_interval_is_the_defaults(tmp_path: Path) -
 def test_an_interval_that_does_not_divide_an_hour_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"--interval: 7m must divide 1h evenly"):
         preset_overrides("hosts", timedelta(minutes=7))
+
+
+@pytest.mark.parametrize("interval", [timedelta(minutes=1), timedelta(seconds=30)], ids=["1m", "30s"])
+def test_the_hosts_preset_refuses_buckets_shorter_than_five_minutes(interval: timedelta) -> None:
+    with pytest.raises(ConfigError, match=r"--interval: .* is shorter than the hosts preset's shortest bucket, 5m"):
+        preset_overrides("hosts", interval)
