@@ -247,7 +247,7 @@ def derived_config(
         raise SmdError(f"--config {config}: {exc}") from exc
     if not isinstance(raw, dict):
         raise SmdError(f"--config {config}: the top level must be a mapping")
-    raw = {name: dict(keys or {}) if isinstance(keys, dict) else keys for name, keys in raw.items()}
+    raw = {name: dict(keys or {}) if isinstance(keys, dict) or keys is None else keys for name, keys in raw.items()}
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".", 1)
         raw.setdefault(section, {})[key] = value

@@ -200,6 +200,12 @@ def test_a_set_on_top_of_the_config_is_measured_and_names_the_job_like_the_file_
             server_metrics.assignments(bad)
     with pytest.raises(server_metrics.SmdError, match="scale_window"):
         server_metrics.derived_config(base, "host", "i", "u", ["machine-1-2"], {"surprise.scale_window": "-4"})
+    empty = tmp_path / "empty-section.yml"
+    empty.write_text("surprise:\n  interval: 5m\n  step: 5m\n  normalization: zscore\nthreshold:\n")
+    text, _ = server_metrics.derived_config(
+        empty, "host", "i", "http://h:1", ["machine-1-2"], {"threshold.sigmas": "4"}
+    )
+    assert load_settings(None, server_metrics._dotted(yaml.safe_load(text))).threshold.sigmas == 4.0
 
 
 def test_trailing_z_excludes_the_current_row_and_flat_history() -> None:
