@@ -39,7 +39,7 @@ def preset_overrides(preset: Preset, interval: timedelta | None) -> Mapping[str,
         raise ConfigError(
             f"--interval: {format_duration(step)} is shorter than the hosts preset's shortest bucket,"
             f" {format_duration(HOST_MIN_INTERVAL)} (a run reads 4 days of buckets; docs/hosts.md): use --interval"
-            f" {format_duration(HOST_MIN_INTERVAL)}, which scores the 5-minute means of finer rows"
+            f" {format_duration(HOST_MIN_INTERVAL)}, which scores the means of finer rows in each bucket"
         )
     every = format_duration(step)
     return {
