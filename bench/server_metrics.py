@@ -61,9 +61,9 @@ from smd import (
 from smd_ml import MlOptions, run_ml
 from smd_peers import PEERS, run_peers
 
-from atlas.clock import format_instant, parse_instant
+from atlas.clock import format_duration, format_instant, parse_instant
 from atlas.errors import AtlasError
-from atlas.settings import load_settings
+from atlas.settings import Settings, load_settings
 from atlas.settings_text import effective_settings, parse_assignments
 
 RESULT_PREFIX = "smd-bench"
@@ -240,11 +240,8 @@ def derived_config(
     """The configuration measured: --config, then `overrides` (--set), with the source, connection and result
     settings of this data set (grouping by machine in the column layout); the job is named after the effective
     measured settings, so two configurations never share results and two that mean the same share them."""
-    try:
-        raw = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        load_settings(config, dict(overrides or {}))
-    except (OSError, yaml.YAMLError, AtlasError) as exc:
-        raise SmdError(f"--config {config}: {exc}") from exc
+    checked_settings(config, overrides)
+    raw = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
         raise SmdError(f"--config {config}: the top level must be a mapping")
     raw = {name: dict(keys or {}) if isinstance(keys, dict) or keys is None else keys for name, keys in raw.items()}
@@ -263,12 +260,21 @@ def derived_config(
     return yaml.safe_dump(full, sort_keys=False), job
 
 
-def measured_step(config: Path, overrides: Mapping[str, Any] | None = None) -> timedelta:
-    """surprise.step of --config (and --set), a valid atlas configuration with a step of whole minutes."""
+def checked_settings(config: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """--config, then --set on top of it, loaded by atlas; an error names the option it comes from."""
     try:
-        step = load_settings(config, dict(overrides or {})).surprise.step
+        load_settings(config, {})
     except AtlasError as exc:
         raise SmdError(f"--config {config}: {exc}") from exc
+    try:
+        return load_settings(config, dict(overrides or {}))
+    except AtlasError as exc:
+        raise SmdError(f"--set: {exc}") from exc
+
+
+def measured_step(config: Path, overrides: Mapping[str, Any] | None = None) -> timedelta:
+    """surprise.step of --config (and --set), a valid atlas configuration with a step of whole minutes."""
+    step = checked_settings(config, overrides).surprise.step
     if step % ROW:
         raise SmdError(f"--config {config}: surprise.step {step} is not whole minutes")
     return step
@@ -406,11 +412,6 @@ def _peer_names(asked: Sequence[str]) -> list[str]:
 def _groups(machines: Sequence[Machine]) -> dict[str, list[Machine]]:
     groups = {g: [m for m in machines if m.name in members] for g, members in GROUPS.items()}
     return {g: ms for g, ms in groups.items() if ms} | {"pooled": list(machines)}
-
-
-def format_duration(step: timedelta) -> str:
-    minutes = step // ROW
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 def format_report(report: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ atlas CSV it writes, the labels and steps it scores, the scorer, the atlas answe
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -198,8 +199,12 @@ def test_a_set_on_top_of_the_config_is_measured_and_names_the_job_like_the_file_
     for bad, message in ((["surprise.scale_window"], "expected KEY=VALUE"), (["surprise.nope=1"], "unknown setting")):
         with pytest.raises(server_metrics.SmdError, match=message):
             server_metrics.assignments(bad)
-    with pytest.raises(server_metrics.SmdError, match="scale_window"):
+    with pytest.raises(server_metrics.SmdError, match=r"^--set: .*scale_window"):
         server_metrics.derived_config(base, "host", "i", "u", ["machine-1-2"], {"surprise.scale_window": "-4"})
+    broken = tmp_path / "broken.yml"
+    broken.write_text("surprise:\n  scale_window: -4\n")
+    with pytest.raises(server_metrics.SmdError, match=rf"^--config {re.escape(str(broken))}: .*scale_window"):
+        server_metrics.measured_step(broken, ten)
     empty = tmp_path / "empty-section.yml"
     empty.write_text("surprise:\n  interval: 5m\n  step: 5m\n  normalization: zscore\nthreshold:\n")
     text, _ = server_metrics.derived_config(
