@@ -2,6 +2,7 @@
 
     python bench/performance.py --url http://127.0.0.1:9250 [--scale small|blog] [--cluster-port 9403]
         [--parts ingest backfill hourly series cluster hosts5m] [--loop-windows N] [--hosts-wide N]
+        [--hosts-steps narrow wide] [--keep-hosts-indices]
 
 Needs a running node at --url (`atlas es start`, or `atlas es start --version opensearch-2.19.6` and --url
 http://127.0.0.1:9240: nothing here assumes Elasticsearch); starts (and stops) its own 3-node cluster of the same
@@ -494,6 +495,7 @@ def bench_cluster(
 HOSTS, COLUMNS = 24, 38  # the SMD development set's shape
 HOSTS_HOURS = (presets.HOST_SCALE + timedelta(hours=2)) // timedelta(hours=1)  # the preset's scale window and the run's
 HOSTS_EVERY = timedelta(minutes=5)
+HOSTS_STEPS = ("narrow", "wide")
 DAY = timedelta(days=1)
 
 
@@ -687,15 +689,16 @@ def bench_hosts_run(settings: Settings, end: datetime, what: str, repeats: int, 
         )
 
 
-def bench_hosts5m(url: str, repeats: int, wide: int, keep: bool) -> None:
-    """`--parts hosts5m`: the hosts preset at 5 minutes on 24 hosts x 38 columns of 1-minute documents, then on one
-    host of `wide` columns of 5-minute ones; the indices are deleted at the end unless `keep`."""
+def bench_hosts5m(url: str, repeats: int, wide: int, keep: bool, which: Sequence[str] = HOSTS_STEPS) -> None:
+    """`--parts hosts5m`: the hosts preset at 5 minutes on 24 hosts x 38 columns of 1-minute documents (step
+    `narrow`), then on one host of `wide` columns of 5-minute ones (step `wide`); the indices are deleted at the end
+    unless `keep`."""
     end = START + timedelta(hours=HOSTS_HOURS)
-    steps = (
-        (f"{HOSTS} hosts x {COLUMNS} columns", "h1-bench-hosts5m", HOSTS, COLUMNS, timedelta(minutes=1)),
-        (f"1 host x {wide} columns", f"h1-bench-hosts5m-{wide}", 1, wide, HOSTS_EVERY),
-    )
-    for label, index, hosts, columns, every in steps:
+    steps = {
+        "narrow": (f"{HOSTS} hosts x {COLUMNS} columns", "h1-bench-hosts5m", HOSTS, COLUMNS, timedelta(minutes=1)),
+        "wide": (f"1 host x {wide} columns", f"h1-bench-hosts5m-{wide}", 1, wide, HOSTS_EVERY),
+    }
+    for label, index, hosts, columns, every in (steps[name] for name in which):
         settings = hosts_settings(url, index)
         client = es_client.connect(settings.es)
         docs = hosts * columns * (timedelta(hours=HOSTS_HOURS) // every)
@@ -734,6 +737,9 @@ def main() -> None:
         help="runs of each ingest, one-scan, series and 3-node timing; medians reported [3]",
     )
     parser.add_argument("--hosts-wide", type=int, default=10_000, help="hosts5m: columns of the one-host step [10000]")
+    parser.add_argument(
+        "--hosts-steps", nargs="+", choices=HOSTS_STEPS, default=HOSTS_STEPS, help="hosts5m: which steps [both]"
+    )
     parser.add_argument("--keep-hosts-indices", action="store_true", help="hosts5m: keep its two indices")
     args = parser.parse_args()
     parts = set(args.parts) - ({"cluster"} if args.skip_cluster else set())
@@ -783,7 +789,7 @@ def main() -> None:
     if "cluster" in parts:
         bench_cluster(args.cluster_port, cluster_version, settings, spec, metrics, ends, args.repeats)
     if "hosts5m" in parts:
-        bench_hosts5m(args.url, args.repeats, args.hosts_wide, args.keep_hosts_indices)
+        bench_hosts5m(args.url, args.repeats, args.hosts_wide, args.keep_hosts_indices, args.hosts_steps)
     command = f"python bench/performance.py --scale {args.scale} --parts {' '.join(args.parts)}"
     print(f"\n`{command}` on {os.cpu_count()} cores, {server.title}\n")
     print("| measure | ratio | a | b | what |\n| --- | --- | --- | --- | --- |")
