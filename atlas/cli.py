@@ -43,7 +43,7 @@ from atlas.cli_support import (
     server_version_option,
     split_assignments,
 )
-from atlas.clock import floor_instant
+from atlas.clock import floor_instant, now_utc
 from atlas.distributions import DEFAULT_VERSION
 from atlas.errors import AtlasError, ConfigError, OutputError
 from atlas.masking import mask
@@ -202,7 +202,11 @@ def run_command(obj: CliContext, at: str | None, dry_run: bool) -> None:
     """The hourly job: every complete window since the last one done, write-back, threshold."""
     settings = obj.settings()
     client = es_client.connect(settings.es)
+    started = now_utc()
     result = job.run_once(settings, client, parse_at(at), dry_run=dry_run)
+    late = job.schedule_warning(settings, result, now_utc() - started)
+    if late:
+        log.warning("%s", late)
     echo_json(result.summary())
     failed = [f"{d.channel} ({d.group}): {d.reason}" for d in result.deliveries if not d.sent]
     if failed:  # the results are written; only notifications failed

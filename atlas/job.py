@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from atlas import alerting, es_client, indices, state
-from atlas.clock import floor_instant, format_instant, now_utc, window_ends
+from atlas.clock import floor_instant, format_duration, format_instant, now_utc, window_ends
 from atlas.errors import ConfigError
 from atlas.es_client import EsClient
 from atlas.events import anomaly_events, event_start
@@ -85,6 +85,20 @@ def pending_windows(settings: Settings, last_done: datetime | None, now: datetim
     if last_done is None:
         return [latest]
     return window_ends(last_done + step, latest, step, "window ends to catch up (use atlas backfill)")
+
+
+def schedule_warning(settings: Settings, result: RunResult, took: timedelta) -> str | None:
+    """A warning when a run spent longer than `surprise.step` per window: a job started every step falls behind
+    (each run catches up, but the results come later and later)."""
+    step = settings.surprise.step
+    if not result.windows or took / len(result.windows) <= step:
+        return None
+    per_window = took.total_seconds() / len(result.windows)
+    return (
+        f"this run took {per_window:.0f} s per window, longer than surprise.step ({format_duration(step)}): a job"
+        f" started every {format_duration(step)} falls behind; run it less often with a longer step, or read fewer"
+        " buckets of each series (a shorter surprise.scale_window or a longer interval; docs/scheduling.md)"
+    )
 
 
 def run_once(
