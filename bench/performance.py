@@ -791,6 +791,9 @@ def main() -> None:
     if "hosts5m" in parts:
         bench_hosts5m(args.url, args.repeats, args.hosts_wide, args.keep_hosts_indices, args.hosts_steps)
     command = f"python bench/performance.py --scale {args.scale} --parts {' '.join(args.parts)}"
+    command += f" --repeats {args.repeats}"
+    if "hosts5m" in parts:
+        command += f" --hosts-steps {' '.join(args.hosts_steps)} --hosts-wide {args.hosts_wide}"
     print(f"\n`{command}` on {os.cpu_count()} cores, {server.title}\n")
     print("| measure | ratio | a | b | what |\n| --- | --- | --- | --- | --- |")
     for row in rows:
