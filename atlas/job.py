@@ -91,12 +91,15 @@ def schedule_warning(settings: Settings, result: RunResult, took: timedelta) -> 
     """A warning when a run spent longer than `surprise.step` per window: a job started every step falls behind
     (each run catches up, but the results come later and later)."""
     step = settings.surprise.step
-    if not result.windows or took / len(result.windows) <= step:
+    if not result.windows:
         return None
-    per_window = took.total_seconds() / len(result.windows)
+    per_window = took / len(result.windows)
+    if per_window <= step:
+        return None
+    every = format_duration(step)
     return (
-        f"this run took {per_window:.0f} s per window, longer than surprise.step ({format_duration(step)}): a job"
-        f" started every {format_duration(step)} falls behind; run it less often with a longer step, or read fewer"
+        f"this run took {per_window.total_seconds():.0f} s per window, longer than surprise.step ({every}): a job"
+        f" started every {every} falls behind; run it less often with a longer step, or read fewer"
         " buckets of each series (a shorter surprise.scale_window or a longer interval; docs/scheduling.md)"
     )
 
