@@ -240,10 +240,8 @@ def derived_config(
     """The configuration measured: --config, then `overrides` (--set), with the source, connection and result
     settings of this data set (grouping by machine in the column layout); the job is named after the effective
     measured settings, so two configurations never share results and two that mean the same share them."""
-    checked_settings(config, overrides)
+    checked_settings(config, overrides)  # atlas refuses a top level that is not a mapping
     raw = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    if not isinstance(raw, dict):
-        raise SmdError(f"--config {config}: the top level must be a mapping")
     raw = {name: dict(keys or {}) if isinstance(keys, dict) or keys is None else keys for name, keys in raw.items()}
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".", 1)
@@ -276,7 +274,8 @@ def measured_step(config: Path, overrides: Mapping[str, Any] | None = None) -> t
     """surprise.step of --config (and --set), a valid atlas configuration with a step of whole minutes."""
     step = checked_settings(config, overrides).surprise.step
     if step % ROW:
-        raise SmdError(f"--config {config}: surprise.step {step} is not whole minutes")
+        given = f"--config {config}" + (" with --set" if overrides else "")
+        raise SmdError(f"{given}: surprise.step {format_duration(step)} is not whole minutes")
     return step
 
 

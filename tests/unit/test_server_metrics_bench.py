@@ -205,6 +205,8 @@ def test_a_set_on_top_of_the_config_is_measured_and_names_the_job_like_the_file_
     broken.write_text("surprise:\n  scale_window: -4\n")
     with pytest.raises(server_metrics.SmdError, match=rf"^--config {re.escape(str(broken))}: .*scale_window"):
         server_metrics.measured_step(broken, ten)
+    with pytest.raises(server_metrics.SmdError, match=r"with --set: surprise.step 90s is not whole minutes"):
+        server_metrics.measured_step(base, server_metrics.assignments(["surprise.step=90s", "surprise.interval=30s"]))
     empty = tmp_path / "empty-section.yml"
     empty.write_text("surprise:\n  interval: 5m\n  step: 5m\n  normalization: zscore\nthreshold:\n")
     text, _ = server_metrics.derived_config(
